@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/pinglab/pinglab/internal/probe"
+	"github.com/pinglab/pinglab/internal/report"
+	"github.com/pinglab/pinglab/internal/stats"
+)
+
+// probeOptions reads the engine's options from clientFlags.
+func probeOptions(c *cli.Context) (probe.Options, error) {
+	var o probe.Options
+	o.Count = c.Int("count")
+	if o.Count < 0 {
+		return o, exitUsage("%s: -c: %d is negative (0 means until interrupted)", c.Command.HelpName, o.Count)
+	}
+	var err error
+	if o.Interval, err = flagDuration(c, "interval"); err != nil {
+		return o, err
+	}
+	if o.Timeout, err = flagDuration(c, "timeout"); err != nil {
+		return o, err
+	}
+	if o.Timeout == 0 {
+		return o, exitUsage("%s: -W: the timeout must be above 0", c.Command.HelpName)
+	}
+	if o.Deadline, err = flagDuration(c, "deadline"); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+// clientRun is one client run: the engine's options and the renderers, set up from the flags
+// before the transport is opened, so that a bad flag is reported before anything is sent.
+type clientRun struct {
+	c     *cli.Context
+	opts  probe.Options
+	ropts report.Options
+}
+
+// newClientRun checks the client flags of c.
+func newClientRun(c *cli.Context) (*clientRun, error) {
+	opts, err := probeOptions(c)
+	if err != nil {
+		return nil, err
+	}
+	ropts := report.Options{
+		Quiet:       c.Bool("quiet"),
+		Timestamps:  c.Bool("timestamp"),
+		Outstanding: c.Bool("report-outstanding"),
+	}
+	if _, err := report.New(c.String("format"), nil, ropts); err != nil {
+		return nil, exitUsage("%s: --format: %v", c.Command.HelpName, err)
+	}
+	return &clientRun{c: c, opts: opts, ropts: ropts}, nil
+}
+
+// runClient runs the probe engine over t with the client flags of c: it renders as --format
+// says, writes --csv, answers SIGQUIT with the statistics so far, and returns ping's exit code:
+// nil when replies came, 1 when none did (or fewer than -c before a -w deadline), 2 when the run
+// could not be done.
+func runClient(c *cli.Context, h report.Header, t probe.Transport) error {
+	cr, err := newClientRun(c)
+	if err != nil {
+		return err
+	}
+	return cr.run(c.Context, h, t)
+}
+
+func (cr *clientRun) run(ctx context.Context, h report.Header, t probe.Transport) error {
+	c := cr.c
+	r, err := report.New(c.String("format"), c.App.Writer, cr.ropts)
+	if err != nil {
+		return exitUsage("%s: --format: %v", c.Command.HelpName, err)
+	}
+	var csv *report.CSV
+	if path := c.String("csv"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return exitUsage("%s: --csv: %v", c.Command.HelpName, err)
+		}
+		defer f.Close()
+		csv = report.NewCSV(f, h)
+	}
+
+	st := stats.New()
+	var mu sync.Mutex // the engine's events and SIGQUIT's status line take turns
+	r.Start(h)
+	stopQuit := onQuit(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		r.Status(st.Summary())
+	})
+	res, runErr := probe.Run(ctx, t, cr.opts, func(ev probe.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		st.Add(ev)
+		r.Event(ev)
+		if csv != nil {
+			csv.Event(ev)
+		}
+	})
+	stopQuit()
+	sum := st.Summary()
+	r.Finish(sum, res)
+	if csv != nil {
+		if err := csv.Flush(); err != nil {
+			return exitUsage("%s: --csv: %v", c.Command.HelpName, err)
+		}
+	}
+	switch {
+	case runErr != nil:
+		return cli.Exit(fmt.Sprintf("%s: %v", c.Command.HelpName, runErr), 2)
+	case sum.Received == 0:
+		return cli.Exit("", 1)
+	case cr.opts.Count > 0 && cr.opts.Deadline > 0 && sum.Received < cr.opts.Count:
+		return cli.Exit("", 1)
+	}
+	return nil
+}
+
+// onQuit calls f on every SIGQUIT (Ctrl-\) until the returned stop is called, as ping prints
+// its statistics so far without stopping.
+func onQuit(f func()) (stop func()) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGQUIT)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-ch:
+				f()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(done)
+		wg.Wait()
+	}
+}

@@ -1,0 +1,216 @@
+// Command pinglab is one binary for a "build your own pinger" networking lab: UDP and TCP echo
+// servers and their clients, an ICMP ping and traceroute, loss and reject scenarios, and a lab
+// of network namespaces. Each subcommand is a few lines over the packages that do the work.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+// builders make the top-level commands. Each command file registers its own in an init func.
+var builders []func() *cli.Command
+
+// register adds a top-level command. It takes a function that builds the command, not the
+// command itself, so that every run (and every test) gets commands and flag values of its own.
+func register(build func() *cli.Command) { builders = append(builders, build) }
+
+// commandOrder is the order of the top-level commands in help, the order a course meets them.
+var commandOrder = []string{"demo", "udp", "tcp", "ping", "trace", "lossy", "lab", "plot", "report"}
+
+// version is set with -ldflags "-X main.version=..."; otherwise it comes from the build info.
+var version = ""
+
+func main() {
+	os.Exit(run(context.Background(), os.Args, os.Stdout, os.Stderr))
+}
+
+// run runs pinglab with args (args[0] is the program name) and returns the exit code: 0 when
+// things went well (replies came), 1 when no reply came, 2 for usage and setup errors.
+// Ctrl-C and SIGTERM cancel ctx, which every command treats as the end of its run.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var notFound string
+	app := newApp(stdout, stderr, &notFound)
+	err := app.RunContext(ctx, reorderArgs(app, args))
+	if notFound != "" {
+		fmt.Fprintln(stderr, notFound)
+		return 2
+	}
+	return exitCode(err, stderr)
+}
+
+// newApp builds the app. An unknown top-level command is reported through notFound, since
+// urfave/cli tells of it through a callback that cannot return an error.
+func newApp(stdout, stderr io.Writer, notFound *string) *cli.App {
+	app := &cli.App{
+		Name:      "pinglab",
+		Usage:     "ping over UDP, TCP and ICMP, make loss and rejects, and build a lab on one machine",
+		Version:   appVersion(),
+		Writer:    stdout,
+		ErrWriter: stderr,
+		// pinglab maps errors to exit codes itself (exitCode), never through os.Exit in urfave/cli.
+		ExitErrHandler:       func(*cli.Context, error) {},
+		EnableBashCompletion: false,
+		Description: `Start with "pinglab demo". Every client prints a line per probe and a summary
+(loss, min/avg/max/mdev RTT) like iputils ping; --format json and --csv FILE make results
+for a report. Flags may come before or after the host.`,
+	}
+	for _, b := range builders {
+		app.Commands = append(app.Commands, b())
+	}
+	slices.SortStableFunc(app.Commands, func(a, b *cli.Command) int {
+		return orderOf(a.Name) - orderOf(b.Name)
+	})
+	app.OnUsageError = usageError
+	app.CommandNotFound = func(c *cli.Context, name string) {
+		*notFound = fmt.Sprintf("pinglab: no command %q (see pinglab --help)", name)
+	}
+	for _, c := range app.Commands {
+		prepare(c, "pinglab")
+	}
+	return app
+}
+
+func orderOf(name string) int {
+	if i := slices.Index(commandOrder, name); i >= 0 {
+		return i
+	}
+	return len(commandOrder)
+}
+
+// prepare gives every command the same handling of usage errors, and a command that only
+// groups subcommands an action that names an unknown subcommand instead of printing help.
+func prepare(c *cli.Command, parent string) {
+	path := parent + " " + c.Name
+	c.OnUsageError = usageError
+	if len(c.Subcommands) > 0 && c.Action == nil {
+		names := make([]string, 0, len(c.Subcommands))
+		for _, s := range c.Subcommands {
+			names = append(names, s.Name)
+		}
+		c.Action = func(ctx *cli.Context) error {
+			if ctx.Args().Len() == 0 {
+				_ = cli.ShowSubcommandHelp(ctx)
+				return cli.Exit("", 2)
+			}
+			return exitUsage("%s: no subcommand %q (want %s)", path, ctx.Args().First(), strings.Join(names, ", "))
+		}
+	}
+	for _, s := range c.Subcommands {
+		prepare(s, path)
+	}
+}
+
+func usageError(c *cli.Context, err error, _ bool) error {
+	return exitUsage("%s: %v (see --help)", c.Command.HelpName, err)
+}
+
+// exitUsage is the error of a usage or setup problem: one line, exit code 2.
+func exitUsage(format string, args ...any) error {
+	return cli.Exit(fmt.Sprintf(format, args...), 2)
+}
+
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
+	}
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(stderr, msg)
+		}
+		return ec.ExitCode()
+	}
+	fmt.Fprintf(stderr, "pinglab: %v\n", err)
+	return 2
+}
+
+// reorderArgs moves a leaf command's flags in front of its positional arguments, so that flags
+// may follow the host as they do for ping ("pinglab udp ping 127.0.0.1 -c 3"). Everything after
+// "--" is left as it is.
+func reorderArgs(app *cli.App, args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	out := []string{args[0]}
+	cmds := app.Commands
+	var leaf *cli.Command
+	i := 1
+	for ; i < len(args); i++ {
+		c := findCommand(cmds, args[i])
+		if c == nil {
+			break
+		}
+		out = append(out, args[i])
+		leaf, cmds = c, c.Subcommands
+	}
+	if leaf == nil || len(leaf.Subcommands) > 0 {
+		return args
+	}
+	var flags, pos []string
+	rest := args[i:]
+	for j := 0; j < len(rest); j++ {
+		a := rest[j]
+		if a == "--" {
+			pos = append(pos, rest[j:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			pos = append(pos, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		if takesValue(leaf, name) && j+1 < len(rest) {
+			flags = append(flags, rest[j+1])
+			j++
+		}
+	}
+	out = append(out, flags...)
+	return append(out, pos...)
+}
+
+func findCommand(cmds []*cli.Command, name string) *cli.Command {
+	for _, c := range cmds {
+		if c.Name == name || slices.Contains(c.Aliases, name) {
+			return c
+		}
+	}
+	return nil
+}
+
+func takesValue(c *cli.Command, name string) bool {
+	for _, f := range c.Flags {
+		if !slices.Contains(f.Names(), name) {
+			continue
+		}
+		_, isBool := f.(*cli.BoolFlag)
+		return !isBool
+	}
+	return false
+}
+
+func appVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
