@@ -1,0 +1,199 @@
+// Package stats turns the probe engine's events into the numbers ping prints: counts, loss and
+// RTT statistics. Min, avg, max, mdev and the EWMA are computed exactly as iputils ping computes
+// them (integer microseconds, in the same order), so that pinglab's summary line for a run is
+// the one iputils would print for it; percentiles and jitter are pinglab's additions.
+package stats
+
+import (
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pinglab/pinglab/internal/probe"
+)
+
+// A Summary is the statistics of a run so far. Every RTT in it is a whole number of
+// microseconds, as iputils keeps them.
+type Summary struct {
+	// Transmitted counts EventSent; Received counts EventReply (first replies in time).
+	Transmitted, Received int
+	// Duplicates counts EventDuplicate, Late EventLate, Errors EventError, Lost EventLost and
+	// Timeouts EventTimeout. Late replies are not received: their probe is lost.
+	Duplicates, Late, Errors, Lost, Timeouts int
+	// Loss is iputils' packet loss in percent: (Transmitted-Received)*100/Transmitted, 0 when
+	// nothing was sent. Errors and timeouts are lost probes.
+	Loss float64
+	// Min, Avg, Max and Mdev are iputils' "rtt min/avg/max/mdev" over the replies and the
+	// duplicates (iputils times duplicates too), zero when nothing was received. Avg is
+	// tsum/n and Mdev the integer square root of the variance, in integer microseconds.
+	Min, Avg, Max, Mdev time.Duration
+	// P50, P90 and P99 are nearest-rank percentiles of the replies' RTTs (duplicates and late
+	// replies excluded): the smallest sample with at least p% of the samples at or below it,
+	// which is always one of the measured RTTs.
+	P50, P90, P99 time.Duration
+	// Jitter is the mean absolute difference between consecutive replies' RTTs, in arrival
+	// order; zero with fewer than two replies.
+	Jitter time.Duration
+	// EWMA is iputils' smoothed RTT (weight 1/8, the value of "min/avg/ewma/max").
+	EWMA time.Duration
+	// Last is the most recent reply's RTT.
+	Last time.Duration
+	// Samples is how many RTTs P50, P90, P99 and Jitter are computed from: one per reply.
+	Samples int
+}
+
+// Stats accumulates events. Its methods are safe for concurrent use, so that a SIGQUIT handler
+// can read a Summary while the engine adds events.
+type Stats struct {
+	mu sync.Mutex
+
+	sent, received, dups, late, errs, lost, timeouts int
+
+	// iputils' accumulators, in microseconds: tsum and tsum2 over replies and duplicates.
+	tsum, tsum2 int64
+	tmin, tmax  int64
+	ewma        int64 // iputils' rts->rtt: 8 times the smoothed RTT
+
+	rtts    []int64 // replies' RTTs in arrival order, µs
+	absDiff int64   // sum of |rtts[i]-rtts[i-1]|, µs
+}
+
+// New returns empty statistics.
+func New() *Stats { return &Stats{} }
+
+// Add counts one event.
+func (s *Stats) Add(ev probe.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch ev.Type {
+	case probe.EventSent:
+		s.sent++
+	case probe.EventReply:
+		s.received++
+		t := micros(ev.RTT)
+		s.time(t)
+		if n := len(s.rtts); n > 0 {
+			d := t - s.rtts[n-1]
+			if d < 0 {
+				d = -d
+			}
+			s.absDiff += d
+		}
+		s.rtts = append(s.rtts, t)
+	case probe.EventDuplicate:
+		s.dups++
+		s.time(micros(ev.RTT))
+	case probe.EventLate:
+		s.late++
+	case probe.EventTimeout:
+		s.timeouts++
+	case probe.EventLost:
+		s.lost++
+	case probe.EventError:
+		s.errs++
+	}
+}
+
+// micros truncates an RTT to whole microseconds, as iputils measures it; a negative RTT (a clock
+// that went back) counts as 0, as iputils' "taking countermeasures" does.
+func micros(d time.Duration) int64 {
+	if d < 0 {
+		return 0
+	}
+	return int64(d / time.Microsecond)
+}
+
+// time is iputils' gather_statistics for one timed reply or duplicate.
+func (s *Stats) time(t int64) {
+	if s.received+s.dups == 1 {
+		s.tmin, s.tmax = t, t
+	}
+	s.tsum += t
+	s.tsum2 += t * t
+	s.tmin = min(s.tmin, t)
+	s.tmax = max(s.tmax, t)
+	if s.ewma == 0 {
+		s.ewma = t * 8
+	} else {
+		s.ewma += t - s.ewma/8
+	}
+}
+
+// Summary returns the statistics so far.
+func (s *Stats) Summary() Summary {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sum := Summary{
+		Transmitted: s.sent,
+		Received:    s.received,
+		Duplicates:  s.dups,
+		Late:        s.late,
+		Errors:      s.errs,
+		Lost:        s.lost,
+		Timeouts:    s.timeouts,
+		Samples:     len(s.rtts),
+	}
+	if s.sent > 0 {
+		sum.Loss = float64(s.sent-s.received) * 100 / float64(s.sent)
+	}
+	if s.received == 0 {
+		return sum
+	}
+	total := int64(s.received + s.dups)
+	avg := s.tsum / total
+	var variance int64
+	if s.tsum < math.MaxInt32 {
+		// iputils' order: for small RTTs, dividing once keeps integer rounding from
+		// swallowing the variance.
+		variance = (s.tsum2 - s.tsum*s.tsum/total) / total
+	} else {
+		variance = s.tsum2/total - avg*avg
+	}
+	sum.Min = us(s.tmin)
+	sum.Avg = us(avg)
+	sum.Max = us(s.tmax)
+	sum.Mdev = us(llsqrt(variance))
+	sum.EWMA = us(s.ewma / 8)
+	sum.Last = us(s.rtts[len(s.rtts)-1])
+
+	sorted := slices.Clone(s.rtts)
+	slices.Sort(sorted)
+	sum.P50 = us(nearestRank(sorted, 50))
+	sum.P90 = us(nearestRank(sorted, 90))
+	sum.P99 = us(nearestRank(sorted, 99))
+	if n := len(s.rtts); n > 1 {
+		sum.Jitter = time.Duration(s.absDiff) * time.Microsecond / time.Duration(n-1)
+	}
+	return sum
+}
+
+func us(v int64) time.Duration { return time.Duration(v) * time.Microsecond }
+
+// nearestRank returns the p-th percentile of sorted (not empty): the sample of rank ⌈p·n/100⌉.
+func nearestRank(sorted []int64, p int) int64 {
+	n := len(sorted)
+	rank := (p*n + 99) / 100
+	if rank < 1 {
+		rank = 1
+	}
+	return sorted[rank-1]
+}
+
+// llsqrt is iputils' integer square root, quirks included: Newton's method stops when x stops
+// decreasing and returns that last x, so for a = k²-1 it gives k, not k-1 (llsqrt(3) = 2,
+// llsqrt(8) = 3); it returns a non-positive a, and MaxInt64, unchanged.
+func llsqrt(a int64) int64 {
+	x := a
+	if x <= 0 {
+		return x
+	}
+	prev := int64(math.MaxInt64)
+	for x < prev {
+		prev = x
+		// (x + a/x) / 2 without overflowing when x is near MaxInt64.
+		q := a / x
+		x = x/2 + q/2 + (x%2+q%2)/2
+	}
+	return x
+}
