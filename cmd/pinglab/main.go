@@ -171,8 +171,13 @@ func reorderArgs(app *cli.App, args []string) []string {
 			pos = append(pos, a)
 			continue
 		}
-		flags = append(flags, a)
 		name := strings.TrimLeft(a, "-")
+		if short, val, ok := attachedValue(leaf, a); ok {
+			// ping's "-c3": a one-letter flag with its value attached.
+			flags = append(flags, "-"+short, val)
+			continue
+		}
+		flags = append(flags, a)
 		if strings.Contains(name, "=") {
 			continue
 		}
@@ -192,6 +197,27 @@ func findCommand(cmds []*cli.Command, name string) *cli.Command {
 		}
 	}
 	return nil
+}
+
+// attachedValue splits "-c3" into "c" and "3" when c has a one-letter flag "c" that takes a
+// value and no flag named "c3".
+func attachedValue(c *cli.Command, arg string) (name, value string, ok bool) {
+	if len(arg) < 3 || arg[0] != '-' || arg[1] == '-' || strings.Contains(arg, "=") {
+		return "", "", false
+	}
+	if hasFlag(c, arg[1:]) || !hasFlag(c, arg[1:2]) || !takesValue(c, arg[1:2]) {
+		return "", "", false
+	}
+	return arg[1:2], arg[2:], true
+}
+
+func hasFlag(c *cli.Command, name string) bool {
+	for _, f := range c.Flags {
+		if slices.Contains(f.Names(), name) {
+			return true
+		}
+	}
+	return false
 }
 
 func takesValue(c *cli.Command, name string) bool {

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/pinglab/pinglab/internal/report"
+	"github.com/pinglab/pinglab/udpping"
+)
+
+func init() { register(udpCommand) }
+
+func udpCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "udp",
+		Usage: "UDP echo server and pinger (exercise 2)",
+		Description: `The assignment's UDP pinger: a server that echoes each datagram in upper case and
+drops a share of them, and a client that sends "ping <seq> <time>" and measures.
+
+   pinglab udp server --drop 20%
+   pinglab udp ping 127.0.0.1 -c 10`,
+		Subcommands: []*cli.Command{udpServerCommand(), udpPingCommand()},
+	}
+}
+
+func udpServerCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "server",
+		Usage:     "echo UDP datagrams back in upper case, dropping and delaying some",
+		UsageText: "pinglab udp server [--listen ADDR] [--drop SHARE] [--delay D] [--jitter J] [--seed N] [--quiet]",
+		Description: `Echoes every datagram back to its sender with the ASCII letters upper-cased, as the
+assignment's server does, and emulates a network on the way: --drop drops a random share,
+--delay and --jitter hold replies back (without holding up other clients), --seed makes the
+random choices reproducible. Each datagram is logged (who sent it, echoed or dropped) unless
+--quiet; Ctrl-C prints a table of what each client sent and what became of it.
+
+Examples:
+   pinglab udp server                              # port 12000, IPv4 and IPv6, no loss
+   pinglab udp server --drop 20%                   # the handout's server
+   pinglab udp server --drop 0.1 --delay 50ms --jitter 10ms --seed 1
+   pinglab udp server --listen 127.0.0.1:5000 --quiet`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "listen", Aliases: []string{"l"}, Value: udpping.DefaultListen, Usage: "listen on `ADDR` (host:port; \":12000\" is every address, IPv4 and IPv6)"},
+			shareFlag("drop", "drop this share of datagrams at random"),
+			durationFlag("delay", "", 0, "hold each reply back `DELAY`"),
+			durationFlag("jitter", "", 0, "vary the delay at random by up to ± `JITTER`"),
+			&cli.Uint64Flag{Name: "seed", Usage: "seed the random drops and jitter with `N` for a reproducible run (0: a random seed, printed)"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "log nothing per datagram"},
+		},
+		Action: udpServer,
+	}
+}
+
+func udpServer(c *cli.Context) error {
+	if c.Args().Len() > 0 {
+		return exitUsage("%s: unexpected argument %q (the address goes in --listen)", c.Command.HelpName, c.Args().First())
+	}
+	cfg := udpping.ServerConfig{Addr: c.String("listen"), Seed: c.Uint64("seed")}
+	var err error
+	if cfg.Drop, err = flagShare(c, "drop"); err != nil {
+		return err
+	}
+	if cfg.Delay, err = flagDuration(c, "delay"); err != nil {
+		return err
+	}
+	if cfg.Jitter, err = flagDuration(c, "jitter"); err != nil {
+		return err
+	}
+	w := c.App.Writer
+	if !c.Bool("quiet") {
+		cfg.Log = func(m udpping.Message) { fmt.Fprintln(w, logLine(m)) }
+	}
+	srv, err := udpping.Listen(c.Context, cfg)
+	if err != nil {
+		return exitUsage("%s: %s", c.Command.HelpName, strings.TrimPrefix(err.Error(), "udpping: "))
+	}
+	fmt.Fprintf(w, "UDP echo server on %s: %s; Ctrl-C stops it\n", srv.Addr(), impairments(cfg, srv.Seed()))
+	err = srv.Serve(c.Context)
+	writeServerTable(w, srv.Stats())
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("%s: %v", c.Command.HelpName, err), 2)
+	}
+	return nil
+}
+
+// impairments says what the server does to the traffic, and the seed that reproduces it.
+func impairments(cfg udpping.ServerConfig, seed uint64) string {
+	var parts []string
+	if cfg.Drop > 0 {
+		parts = append(parts, "drop "+strconv.FormatFloat(100*cfg.Drop, 'g', 4, 64)+"%")
+	}
+	if cfg.Delay > 0 || cfg.Jitter > 0 {
+		d := "delay " + cfg.Delay.String()
+		if cfg.Jitter > 0 {
+			d += " ± " + cfg.Jitter.String()
+		}
+		parts = append(parts, d)
+	}
+	if len(parts) == 0 {
+		return "echoing everything"
+	}
+	return strings.Join(parts, ", ") + fmt.Sprintf(" (seed %d)", seed)
+}
+
+// logLine is the server's line for one datagram, as the handout's server prints it: when, from
+// whom, what, and whether it was echoed or dropped.
+//
+//	16:02:43.123456 received 33 bytes from 127.0.0.1:53211: ping 1 2026-11-22 16:02:43.123456 -> echoed
+func logLine(m udpping.Message) string {
+	var b strings.Builder
+	b.WriteString(m.Time.Format("15:04:05.000000"))
+	fmt.Fprintf(&b, " received %d bytes from %s: %s -> %s", len(m.Data), m.From, preview(m.Data), m.Action)
+	if m.Delay > 0 && m.Action == udpping.Echoed {
+		b.WriteString(" after " + m.Delay.Round(time.Microsecond).String())
+	}
+	if m.Reason != "" {
+		b.WriteString(" (" + m.Reason + ")")
+	}
+	return b.String()
+}
+
+// preview shows a datagram on one line: a ping's message without its padding, printable text
+// as it is, anything else quoted; long ones cut with their length.
+func preview(data []byte) string {
+	const maxShown = 60
+	shown := data
+	if _, ok := udpping.ParseSeq(data); ok && len(data) > udpping.MinSize {
+		// The message is "ping <seq> <date> <time>"; what follows is padding.
+		if i := nthSpace(data, 4); i > 0 {
+			shown = data[:i]
+		}
+	}
+	cut := len(shown) > maxShown
+	if cut {
+		shown = shown[:maxShown]
+	}
+	s := string(shown)
+	for _, ch := range shown {
+		if ch < ' ' || ch > '~' {
+			s = strconv.Quote(s)
+			break
+		}
+	}
+	if len(data) == 0 {
+		s = `""`
+	}
+	if cut || len(shown) < len(data) {
+		s += " ..."
+	}
+	return s
+}
+
+func nthSpace(b []byte, n int) int {
+	for i, ch := range b {
+		if ch == ' ' {
+			if n--; n == 0 {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// writeServerTable prints what each client sent and what became of it.
+func writeServerTable(w io.Writer, clients []udpping.ClientStats) {
+	name := func(a netip.AddrPort) string {
+		if !a.IsValid() {
+			return "(other clients)"
+		}
+		return a.String()
+	}
+	width := len("total")
+	for _, st := range clients {
+		width = max(width, len(name(st.Addr)))
+	}
+	var total udpping.ClientStats
+	fmt.Fprintf(w, "\n--- udp server statistics ---\n%-*s  %8s  %8s  %8s\n", width, "client", "received", "echoed", "dropped")
+	for _, st := range clients {
+		fmt.Fprintf(w, "%-*s  %8d  %8d  %8d\n", width, name(st.Addr), st.Received, st.Echoed, st.Dropped)
+		total.Received += st.Received
+		total.Echoed += st.Echoed
+		total.Dropped += st.Dropped
+	}
+	fmt.Fprintf(w, "%-*s  %8d  %8d  %8d\n", width, "total", total.Received, total.Echoed, total.Dropped)
+}
+
+func udpPingCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "ping",
+		Usage:     "ping a UDP echo server",
+		UsageText: "pinglab udp ping [flags] HOST[:PORT]",
+		Description: `Sends the assignment's pings, "ping <seq> <YYYY-MM-DD HH:MM:SS.ffffff>" padded to -s bytes, to
+a UDP echo server (port 12000 unless given), matches each echo by its sequence number, upper-
+or lower-case, and times it with the kernel's receive time. Works against "pinglab udp server",
+the handout's server, or any echo server (socat). ICMP errors for the pings are reported as
+errors ("Destination Port Unreachable" when no server listens), not as timeouts.
+
+Examples:
+   pinglab udp ping 127.0.0.1                     # until Ctrl-C, one ping a second
+   pinglab udp ping 127.0.0.1 -c 10 -i 0.2        # 10 pings, 200 ms apart
+   pinglab udp ping localhost:5000 -c 5 -s 1000 --format assignment
+   pinglab udp ping -6 ::1 -c 100 -i 10ms -q --csv rtt.csv
+   pinglab udp ping [::1]:12000 -c 20 --format json`,
+		Flags:  clientFlags(udpping.DefaultSize),
+		Action: udpPing,
+	}
+}
+
+func udpPing(c *cli.Context) error {
+	target, err := oneArg(c, "HOST[:PORT]")
+	if err != nil {
+		return err
+	}
+	family, err := ipFamily(c)
+	if err != nil {
+		return err
+	}
+	cr, err := newClientRun(c)
+	if err != nil {
+		return err
+	}
+	conn, err := udpping.Dial(c.Context, udpping.Config{Addr: target, Network: "udp" + family, Size: c.Int("size")})
+	if err != nil {
+		return exitUsage("%s: %s", c.Command.HelpName, strings.TrimPrefix(err.Error(), "udpping: "))
+	}
+	defer conn.Close()
+	h := report.Header{Proto: "udp", Target: target, Addr: conn.RemoteAddr().String(), Size: conn.Size()}
+	return cr.run(c.Context, h, conn)
+}

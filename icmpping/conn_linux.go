@@ -1,0 +1,491 @@
+package icmpping
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/pinglab/pinglab/internal/icmperr"
+	"github.com/pinglab/pinglab/internal/probe"
+)
+
+// A Conn sends ICMP or ICMPv6 echo requests to one target and reads what comes back. It is a
+// probe.Transport: Send and Receive may be called from two goroutines at once.
+type Conn struct {
+	f      *os.File
+	rc     syscall.RawConn
+	v6     bool
+	raw    bool
+	target netip.Addr
+	sa     unix.Sockaddr
+	id     uint16
+	cookie [8]byte
+	size   int
+	// last is the highest seq sent, which maps 16-bit wire numbers back across wraparound.
+	last atomic.Int64
+
+	wbuf      []byte // Send's
+	rbuf, oob []byte // Receive's
+}
+
+// rawRcvBuf is the receive buffer a raw socket asks for.
+const rawRcvBuf = 1 << 20
+
+// aLongTimeAgo is a read deadline in the past, which wakes a blocked Receive at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// Dial opens an ICMP socket for cfg.Target: a datagram ("ping") socket unless cfg.Privileged,
+// else (or when that is not allowed) a raw one. When neither opens, the error wraps ErrNoSocket
+// and says why and what to do.
+func Dial(ctx context.Context, cfg Config) (*Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	v6 := cfg.Target.Is6()
+	var dgramErr error
+	if !cfg.Privileged {
+		fd, err := socket(v6, false)
+		if err == nil {
+			return newConn(fd, cfg, false)
+		}
+		dgramErr = err
+	}
+	fd, rawErr := socket(v6, true)
+	if rawErr == nil {
+		return newConn(fd, cfg, true)
+	}
+	return nil, noSocketError(cfg.Privileged, dgramErr, rawErr)
+}
+
+func socket(v6, raw bool) (int, error) {
+	family, proto := unix.AF_INET, unix.IPPROTO_ICMP
+	if v6 {
+		family, proto = unix.AF_INET6, unix.IPPROTO_ICMPV6
+	}
+	typ := unix.SOCK_DGRAM
+	if raw {
+		typ = unix.SOCK_RAW
+	}
+	return unix.Socket(family, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
+}
+
+// noSocketError explains why no ICMP socket opened and lists every remedy.
+func noSocketError(privileged bool, dgramErr, rawErr error) error {
+	var why []string
+	if dgramErr != nil {
+		w := "datagram socket: " + dgramErr.Error()
+		if errors.Is(dgramErr, unix.EACCES) {
+			r, _ := os.ReadFile("/proc/sys/net/ipv4/ping_group_range")
+			w += fmt.Sprintf(" (group %d is outside net.ipv4.ping_group_range %q)", os.Getegid(), strings.Join(strings.Fields(string(r)), " "))
+		}
+		why = append(why, w)
+	}
+	w := "raw socket: " + rawErr.Error()
+	if errors.Is(rawErr, unix.EPERM) || errors.Is(rawErr, unix.EACCES) {
+		w += " (needs CAP_NET_RAW)"
+	}
+	why = append(why, w)
+	fix := `allow unprivileged ping with: sudo sysctl -w net.ipv4.ping_group_range="0 2147483647"; ` +
+		`or give pinglab raw sockets with: sudo setcap cap_net_raw+ep $(which pinglab); or run it as root`
+	if privileged {
+		fix = `give pinglab raw sockets with: sudo setcap cap_net_raw+ep $(which pinglab); or run it as root; ` +
+			`or drop --privileged and allow unprivileged ping with: sudo sysctl -w net.ipv4.ping_group_range="0 2147483647"`
+	}
+	return fmt.Errorf("icmpping: %w: %s. To fix it, %s", ErrNoSocket, strings.Join(why, "; "), fix)
+}
+
+func newConn(fd int, cfg Config, raw bool) (*Conn, error) {
+	c := &Conn{
+		v6:     cfg.Target.Is6(),
+		raw:    raw,
+		target: cfg.Target,
+		size:   cfg.Size,
+		wbuf:   make([]byte, 0, 8+cfg.Size),
+		rbuf:   make([]byte, 65536+60),
+		oob:    make([]byte, 512),
+	}
+	if c.v6 {
+		c.sa = &unix.SockaddrInet6{Addr: cfg.Target.As16()}
+	} else {
+		c.sa = &unix.SockaddrInet4{Addr: cfg.Target.As4()}
+	}
+	if _, err := rand.Read(c.cookie[:]); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("icmpping: cookie: %w", err)
+	}
+	var id [2]byte
+	_, _ = rand.Read(id[:])
+	c.id = binary.BigEndian.Uint16(id[:])
+
+	opts := []struct{ level, opt int }{{unix.SOL_SOCKET, unix.SO_TIMESTAMPNS}}
+	switch {
+	case c.v6:
+		opts = append(opts, struct{ level, opt int }{unix.SOL_IPV6, unix.IPV6_RECVHOPLIMIT})
+		if !raw {
+			opts = append(opts, struct{ level, opt int }{unix.SOL_IPV6, unix.IPV6_RECVERR})
+		}
+	case !raw:
+		// A raw IPv4 socket reads the TTL from the IP header; a datagram one needs a cmsg.
+		opts = append(opts, struct{ level, opt int }{unix.SOL_IP, unix.IP_RECVTTL},
+			struct{ level, opt int }{unix.SOL_IP, unix.IP_RECVERR})
+	}
+	for _, o := range opts {
+		if err := unix.SetsockoptInt(fd, o.level, o.opt, 1); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("icmpping: setsockopt %d/%d: %w", o.level, o.opt, err)
+		}
+	}
+	if raw {
+		// A raw socket gets a copy of every ICMP message the host receives, other processes'
+		// echo traffic included: give it room so that a busy host does not crowd ours out.
+		// The forced size needs CAP_NET_ADMIN; without it the kernel's limit applies.
+		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rawRcvBuf) != nil {
+			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rawRcvBuf)
+		}
+	}
+	if cfg.TTL > 0 {
+		if err := setTTL(fd, c.v6, cfg.TTL); err != nil {
+			unix.Close(fd)
+			return nil, err
+		}
+	}
+	c.f = os.NewFile(uintptr(fd), "icmp")
+	rc, err := c.f.SyscallConn()
+	if err != nil {
+		c.f.Close()
+		return nil, fmt.Errorf("icmpping: %w", err)
+	}
+	c.rc = rc
+	return c, nil
+}
+
+func setTTL(fd int, v6 bool, ttl int) error {
+	if ttl < 1 || ttl > 255 {
+		return fmt.Errorf("icmpping: %w: %d", errTTL, ttl)
+	}
+	level, opt := unix.SOL_IP, unix.IP_TTL
+	if v6 {
+		level, opt = unix.SOL_IPV6, unix.IPV6_UNICAST_HOPS
+	}
+	if err := unix.SetsockoptInt(fd, level, opt, ttl); err != nil {
+		return fmt.Errorf("icmpping: set ttl %d: %w", ttl, err)
+	}
+	return nil
+}
+
+// Raw reports whether c uses a raw socket (privileged) rather than a datagram one.
+func (c *Conn) Raw() bool { return c.raw }
+
+// SetTTL sets the TTL (IPv4) or hop limit (IPv6) of the requests sent from now on.
+func (c *Conn) SetTTL(ttl int) error {
+	var err error
+	cerr := c.rc.Control(func(fd uintptr) { err = setTTL(int(fd), c.v6, ttl) })
+	if cerr != nil {
+		return fmt.Errorf("icmpping: %w", cerr)
+	}
+	return err
+}
+
+// Close closes the socket; a blocked Receive returns.
+func (c *Conn) Close() error { return c.f.Close() }
+
+// Send sends echo request seq. An error the network stack raised for this probe alone (no route,
+// a local firewall, no buffer space) comes back as an *icmperr.Error.
+func (c *Conn) Send(ctx context.Context, seq int) (time.Time, error) {
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, err
+	}
+	if int64(seq) > c.last.Load() {
+		c.last.Store(int64(seq))
+	}
+	var now time.Time
+	var serr error
+	err := c.rc.Write(func(fd uintptr) bool {
+		// An ICMP error for an earlier probe leaves the socket's pending error set, and the
+		// next send returns it instead of sending: clear it and try again, as the detail comes
+		// from the error queue or as a message. A failure that stays is this probe's own.
+		for range 3 {
+			now = time.Now()
+			c.wbuf = marshalEcho(c.wbuf, c.v6, c.id, wireSeq(seq), now.UnixNano(), c.cookie, c.size)
+			if serr = unix.Sendto(int(fd), c.wbuf, 0, c.sa); !softErrno(serr) {
+				break
+			}
+		}
+		return serr != unix.EAGAIN
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("icmpping: send: %w", err)
+	}
+	if serr != nil {
+		if e := sendError(serr, c.v6); e != nil {
+			return now, e
+		}
+		return time.Time{}, fmt.Errorf("icmpping: send: %w", serr)
+	}
+	return now, nil
+}
+
+// sendError turns a send failure that concerns one probe into its *icmperr.Error, as iputils
+// reports it and goes on; nil means the failure ends the run.
+func sendError(err error, v6 bool) *icmperr.Error {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return nil
+	}
+	switch errno {
+	case unix.EHOSTUNREACH, unix.ENETUNREACH, unix.ECONNREFUSED:
+		return icmperr.FromErrno(errno, v6, netip.Addr{})
+	case unix.EPERM, unix.EACCES, unix.ENOBUFS, unix.EMSGSIZE, unix.EHOSTDOWN:
+		return &icmperr.Error{V6: v6, Type: icmperr.NoICMP, Errno: errno, Reason: "Local error: " + capitalize(errno.Error())}
+	}
+	return nil
+}
+
+func capitalize(s string) string {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return s
+	}
+	return string(s[0]-'a'+'A') + s[1:]
+}
+
+// Receive returns the next reply to, or ICMP error about, one of this Conn's probes. Other
+// processes' echo traffic is skipped.
+func (c *Conn) Receive(ctx context.Context) (probe.Packet, error) {
+	if err := ctx.Err(); err != nil {
+		return probe.Packet{}, err
+	}
+	_ = c.f.SetReadDeadline(time.Time{})
+	stop := context.AfterFunc(ctx, func() { _ = c.f.SetReadDeadline(aLongTimeAgo) })
+	defer stop()
+	for {
+		var pkt probe.Packet
+		var got bool
+		var rerr error
+		err := c.rc.Read(func(fd uintptr) bool {
+			pkt, got, rerr = c.readOnce(int(fd))
+			return got || rerr != nil
+		})
+		if ctx.Err() != nil {
+			return probe.Packet{}, ctx.Err()
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// A deadline left by an earlier call's context; this one is still live.
+			_ = c.f.SetReadDeadline(time.Time{})
+			continue
+		}
+		if err != nil {
+			return probe.Packet{}, fmt.Errorf("icmpping: receive: %w", err)
+		}
+		if rerr != nil {
+			return probe.Packet{}, fmt.Errorf("icmpping: receive: %w", rerr)
+		}
+		return pkt, nil
+	}
+}
+
+// softErrno reports whether a read failed only because an ICMP error set the socket's pending
+// error (the detail is on the error queue, or comes as a message on a raw socket).
+func softErrno(err error) bool {
+	switch err {
+	case unix.ECONNREFUSED, unix.EHOSTUNREACH, unix.ENETUNREACH, unix.ENOPROTOOPT, unix.EMSGSIZE,
+		unix.EOPNOTSUPP, unix.EHOSTDOWN, unix.ENONET, unix.EPROTO, unix.EACCES, unix.EPERM:
+		return true
+	}
+	return false
+}
+
+// readOnce reads until it finds a packet of ours (got) or both queues are empty (neither got nor
+// err), so that the edge-triggered poller is re-armed only when nothing is left.
+func (c *Conn) readOnce(fd int) (pkt probe.Packet, got bool, err error) {
+	for {
+		if !c.raw {
+			n, oobn, _, _, rerr := unix.Recvmsg(fd, c.rbuf, c.oob, unix.MSG_ERRQUEUE)
+			if rerr == nil {
+				if pkt, ok := c.errQueued(c.rbuf[:n], c.oob[:oobn]); ok {
+					return pkt, true, nil
+				}
+				continue
+			}
+			if rerr == unix.EINTR {
+				continue
+			}
+		}
+		n, oobn, _, from, rerr := unix.Recvmsg(fd, c.rbuf, c.oob, 0)
+		switch {
+		case rerr == unix.EAGAIN:
+			return probe.Packet{}, false, nil
+		case rerr == unix.EINTR || softErrno(rerr):
+			continue
+		case rerr != nil:
+			return probe.Packet{}, false, rerr
+		}
+		var ok bool
+		if c.raw {
+			pkt, ok = c.rawPacket(c.rbuf[:n], c.oob[:oobn], from)
+		} else {
+			pkt, ok = c.dgramPacket(c.rbuf[:n], c.oob[:oobn], from)
+		}
+		if ok {
+			return pkt, true, nil
+		}
+	}
+}
+
+// cmsgs holds what the control messages of a read say.
+type cmsgs struct {
+	Time time.Time
+	TTL  int
+}
+
+func parseCmsgs(oob []byte) cmsgs {
+	var r cmsgs
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return r
+	}
+	for _, m := range msgs {
+		switch {
+		case m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS:
+			if len(m.Data) >= int(unsafe.Sizeof(unix.Timespec{})) {
+				ts := *(*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
+				r.Time = time.Unix(int64(ts.Sec), int64(ts.Nsec))
+			}
+		case m.Header.Level == unix.SOL_IP && m.Header.Type == unix.IP_TTL,
+			m.Header.Level == unix.SOL_IPV6 && m.Header.Type == unix.IPV6_HOPLIMIT:
+			if len(m.Data) >= 4 {
+				r.TTL = int(int32(binary.NativeEndian.Uint32(m.Data)))
+			}
+		}
+	}
+	return r
+}
+
+func sockaddrAddr(sa unix.Sockaddr) netip.Addr {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrFrom4(sa.Addr)
+	case *unix.SockaddrInet6:
+		return netip.AddrFrom16(sa.Addr).Unmap()
+	}
+	return netip.Addr{}
+}
+
+// ours checks the cookie and maps the wire sequence number back; 0 means not ours.
+func (c *Conn) ours(e echo, needCookie bool) int {
+	if e.HasCookie && e.Cookie != c.cookie {
+		return 0
+	}
+	if needCookie && !e.HasCookie {
+		return 0
+	}
+	return engineSeq(e.Seq, int(c.last.Load()))
+}
+
+// dgramPacket handles a datagram socket's read: an ICMP echo reply without IP header. The kernel
+// delivers only replies carrying the socket's identifier, which it chose, so the cookie is what
+// tells this run's replies from another socket's that happened to get the same one.
+func (c *Conn) dgramPacket(b, oob []byte, from unix.Sockaddr) (probe.Packet, bool) {
+	typ := byte(typeEchoReply)
+	if c.v6 {
+		typ = type6EchoReply
+	}
+	e, err := parseEcho(b, typ)
+	if err != nil {
+		return probe.Packet{}, false
+	}
+	seq := c.ours(e, true)
+	if seq == 0 {
+		return probe.Packet{}, false
+	}
+	cm := parseCmsgs(oob)
+	return probe.Packet{Seq: seq, Kind: probe.KindReply, Time: cm.Time, Bytes: e.Len,
+		From: fromString(sockaddrAddr(from)), TTL: cm.TTL}, true
+}
+
+// errQueued handles a read from a datagram socket's error queue: the data is the echo request the
+// error quotes, the control messages carry the error and who sent it.
+func (c *Conn) errQueued(b, oob []byte) (probe.Packet, bool) {
+	ie, err := icmperr.ParseErrQueue(oob)
+	if err != nil {
+		return probe.Packet{}, false
+	}
+	typ := byte(typeEchoRequest)
+	if c.v6 {
+		typ = type6EchoRequest
+	}
+	e, err := parseEcho(b, typ)
+	if err != nil {
+		// A local error (message too long) quotes nothing: Send reported it already.
+		return probe.Packet{}, false
+	}
+	seq := c.ours(e, false)
+	if seq == 0 {
+		return probe.Packet{}, false
+	}
+	cm := parseCmsgs(oob)
+	return probe.Packet{Seq: seq, Kind: probe.KindError, Time: cm.Time, Bytes: len(b),
+		From: fromString(ie.From), Err: ie}, true
+}
+
+// rawPacket handles a raw socket's read: every ICMP message the host receives (with the IPv4
+// header for IPv4). Replies must carry our identifier and cookie; errors must quote a request with
+// our identifier, to our target, and our cookie when the quote is long enough to hold it.
+func (c *Conn) rawPacket(b, oob []byte, from unix.Sockaddr) (probe.Packet, bool) {
+	cm := parseCmsgs(oob)
+	src := sockaddrAddr(from)
+	icmp := b
+	if !c.v6 {
+		ip, rest, err := splitIPv4(b)
+		if err != nil || ip[9] != protoICMP {
+			return probe.Packet{}, false
+		}
+		icmp = rest
+		cm.TTL = int(ip[8])
+		src = netip.AddrFrom4([4]byte(ip[12:16]))
+	}
+	if len(icmp) < 8 {
+		return probe.Packet{}, false
+	}
+	replyType := byte(typeEchoReply)
+	if c.v6 {
+		replyType = type6EchoReply
+	}
+	if icmp[0] == replyType {
+		e, err := parseEcho(icmp, replyType)
+		if err != nil || e.ID != c.id {
+			return probe.Packet{}, false
+		}
+		seq := c.ours(e, true)
+		if seq == 0 {
+			return probe.Packet{}, false
+		}
+		return probe.Packet{Seq: seq, Kind: probe.KindReply, Time: cm.Time, Bytes: e.Len,
+			From: fromString(src), TTL: cm.TTL}, true
+	}
+	q, err := parseQuotedError(icmp, c.v6)
+	if err != nil || q.Echo.ID != c.id || q.Dst.Unmap() != c.target {
+		return probe.Packet{}, false
+	}
+	seq := c.ours(q.Echo, false)
+	if seq == 0 {
+		return probe.Packet{}, false
+	}
+	ie := q.Err
+	ie.From = src
+	return probe.Packet{Seq: seq, Kind: probe.KindError, Time: cm.Time, Bytes: len(icmp),
+		From: fromString(src), TTL: cm.TTL, Err: &ie}, true
+}

@@ -1,0 +1,315 @@
+// Package icmpping implements ICMP echo and traceroute, as described in RFC 792 and RFC 4443.
+//
+// A Conn is a probe.Transport: it sends echo requests over an unprivileged datagram ("ping")
+// socket where the system allows one, or over a raw socket, and reads back echo replies and the
+// ICMP errors that quote its probes. Trace walks the path to a host hop by hop, with UDP or ICMP
+// probes, without privileges.
+package icmpping
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/pinglab/pinglab/internal/icmperr"
+)
+
+// DefaultSize is iputils' default payload size: 56 bytes, so that replies read "64 bytes from".
+const DefaultSize = 56
+
+// MinSize is the smallest payload: the send time (8 bytes) and the run's cookie (8 bytes).
+const MinSize = 16
+
+// MaxSize4 and MaxSize6 are the largest payloads an IPv4 or IPv6 echo request can carry.
+const (
+	MaxSize4 = 65535 - 20 - 8
+	MaxSize6 = 65535 - 8
+)
+
+// ErrNoSocket is returned (wrapped, with the reason and every remedy) when neither a datagram
+// nor a raw ICMP socket can be opened.
+var ErrNoSocket = errors.New("cannot open an ICMP socket")
+
+// ErrNotSupported is returned on systems where pinglab has no ICMP transport.
+var ErrNotSupported = errors.New("not supported")
+
+var (
+	errSize     = errors.New("payload size out of range")
+	errTTL      = errors.New("ttl out of range 1..255")
+	errTarget   = errors.New("no target address")
+	errResolve  = errors.New("no address found")
+	errShort    = errors.New("packet too short")
+	errNotEcho  = errors.New("not an echo reply")
+	errNotOurs  = errors.New("not one of our probes")
+	errNotError = errors.New("not an ICMP error")
+)
+
+// A Config says where and how to ping.
+type Config struct {
+	// Target is the address to ping; an IPv4 (or IPv4-mapped) address pings over ICMP, an IPv6
+	// one over ICMPv6.
+	Target netip.Addr
+	// Size is the payload's size in bytes, MinSize and up; 0 means DefaultSize.
+	Size int
+	// TTL is the time to live (IPv4) or hop limit (IPv6) of the requests; 0 keeps the system's.
+	TTL int
+	// Privileged forces a raw socket instead of trying a datagram socket first.
+	Privileged bool
+}
+
+func (c *Config) check() error {
+	if !c.Target.IsValid() {
+		return fmt.Errorf("icmpping: %w", errTarget)
+	}
+	c.Target = c.Target.Unmap()
+	if c.Size == 0 {
+		c.Size = DefaultSize
+	}
+	max := MaxSize4
+	if c.Target.Is6() {
+		max = MaxSize6
+	}
+	if c.Size < MinSize || c.Size > max {
+		return fmt.Errorf("icmpping: %w: %d, want %d..%d (the send time and the run's cookie take %d)", errSize, c.Size, MinSize, max, MinSize)
+	}
+	if c.TTL < 0 || c.TTL > 255 {
+		return fmt.Errorf("icmpping: %w: %d", errTTL, c.TTL)
+	}
+	return nil
+}
+
+// Resolve looks host up as ping does: network "ip4" or "ip6" restricts the family, "ip" takes
+// the first address the resolver gives. A literal address needs no lookup.
+func Resolve(ctx context.Context, network, host string) (netip.Addr, error) {
+	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		a = a.Unmap()
+		if (network == "ip4" && !a.Is4()) || (network == "ip6" && !a.Is6()) {
+			return netip.Addr{}, fmt.Errorf("icmpping: resolve %q: %w for %s", host, errResolve, network)
+		}
+		return a, nil
+	}
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, network, host)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("icmpping: resolve %q: %w", host, err)
+	}
+	if len(addrs) == 0 {
+		return netip.Addr{}, fmt.Errorf("icmpping: resolve %q: %w", host, errResolve)
+	}
+	return addrs[0].Unmap(), nil
+}
+
+// HeaderLine is iputils ping's first line for the target: "PING 127.0.0.1 (127.0.0.1) 56(84)
+// bytes of data." for IPv4, "PING ::1(::1) 56 data bytes" for IPv6 (no space: iputils' own).
+func HeaderLine(host string, addr netip.Addr, size int) string {
+	if addr.Unmap().Is4() {
+		return fmt.Sprintf("PING %s (%s) %d(%d) bytes of data.", host, addr.Unmap(), size, size+8+20)
+	}
+	return fmt.Sprintf("PING %s(%s) %d data bytes", host, addr, size)
+}
+
+// ICMP message types the parsers need beyond icmperr's.
+const (
+	typeEchoReply    = 0
+	typeEchoRequest  = 8
+	type6EchoRequest = 128
+	type6EchoReply   = 129
+	protoICMP        = 1
+	protoICMPv6      = 58
+)
+
+// wireSeq is the 16-bit sequence number probe seq goes out with.
+func wireSeq(seq int) uint16 { return uint16(seq) }
+
+// engineSeq maps a 16-bit sequence number back to the probe it belongs to: the latest probe at or
+// before last (the highest seq sent so far) with that wire number. It returns 0 when there is none.
+func engineSeq(w uint16, last int) int {
+	if last < 1 {
+		return 0
+	}
+	s := last - int(uint16(last)-w)
+	if s < 1 {
+		return 0
+	}
+	return s
+}
+
+// An echo is what the parsers find in an echo reply, or in the echo request an error quotes.
+type echo struct {
+	ID, Seq uint16
+	// Cookie is the run's cookie from the payload, and HasCookie whether the payload was long
+	// enough to hold it (an error may quote only the ICMP header).
+	Cookie    [8]byte
+	HasCookie bool
+	// SentNs is the send time from the payload, in Unix nanoseconds, 0 when not quoted.
+	SentNs int64
+	// Len is the ICMP message's length (header and payload): iputils' "N bytes from".
+	Len int
+}
+
+// parseEcho reads an ICMP echo message (header and payload, no IP header) of the given type.
+func parseEcho(b []byte, typ byte) (echo, error) {
+	if len(b) < 8 {
+		return echo{}, errShort
+	}
+	if b[0] != typ || b[1] != 0 {
+		return echo{}, errNotEcho
+	}
+	e := echo{ID: binary.BigEndian.Uint16(b[4:6]), Seq: binary.BigEndian.Uint16(b[6:8]), Len: len(b)}
+	p := b[8:]
+	if len(p) >= 16 {
+		e.SentNs = int64(binary.BigEndian.Uint64(p[0:8]))
+		copy(e.Cookie[:], p[8:16])
+		e.HasCookie = true
+	}
+	return e, nil
+}
+
+// ParseReply decodes an echo reply as a raw socket reads it: with the IPv4 header for IPv4
+// (v6 false), without one for ICMPv6. It returns the echo's identifier, sequence number, the
+// cookie from the payload, the message length and, for IPv4, the TTL from the IP header.
+func parseReply(b []byte, v6 bool) (e echo, ttl int, err error) {
+	if v6 {
+		e, err = parseEcho(b, type6EchoReply)
+		return e, 0, err
+	}
+	ip, icmp, err := splitIPv4(b)
+	if err != nil {
+		return echo{}, 0, err
+	}
+	if ip[9] != protoICMP {
+		return echo{}, 0, errNotEcho
+	}
+	e, err = parseEcho(icmp, typeEchoReply)
+	return e, int(ip[8]), err
+}
+
+// splitIPv4 splits an IPv4 packet into its header and payload.
+func splitIPv4(b []byte) (hdr, payload []byte, err error) {
+	if len(b) < 20 || b[0]>>4 != 4 {
+		return nil, nil, errShort
+	}
+	ihl := int(b[0]&0x0f) * 4
+	if ihl < 20 || len(b) < ihl {
+		return nil, nil, errShort
+	}
+	return b[:ihl], b[ihl:], nil
+}
+
+// A quoted is an ICMP error that quotes one of our echo requests.
+type quoted struct {
+	Err  icmperr.Error
+	Echo echo
+	// Dst is the quoted request's destination.
+	Dst netip.Addr
+}
+
+// parseQuotedError decodes an ICMP error message (no outer IP header: for IPv4 the caller strips
+// it) that quotes an echo request: destination unreachable, time exceeded, parameter problem,
+// source quench and redirect for IPv4; destination unreachable, packet too big, time exceeded and
+// parameter problem for ICMPv6. The quoted packet is the request's IP header and at least the
+// first 8 bytes of its ICMP header.
+func parseQuotedError(b []byte, v6 bool) (quoted, error) {
+	if len(b) < 8 {
+		return quoted{}, errShort
+	}
+	q := quoted{Err: icmperr.Error{V6: v6, Type: int(b[0]), Code: int(b[1])}}
+	rest := b[8:]
+	if v6 {
+		switch b[0] {
+		case icmperr.Type6DestUnreach, icmperr.Type6TimeExceeded:
+		case icmperr.Type6PacketTooBig, icmperr.Type6ParamProblem:
+			q.Err.Info = binary.BigEndian.Uint32(b[4:8])
+		default:
+			return quoted{}, errNotError
+		}
+		if len(rest) < 40 || rest[0]>>4 != 6 {
+			return quoted{}, errShort
+		}
+		if rest[6] != protoICMPv6 {
+			return quoted{}, errNotOurs
+		}
+		q.Dst = netip.AddrFrom16([16]byte(rest[24:40]))
+		e, err := parseEcho(rest[40:], type6EchoRequest)
+		if err != nil {
+			return quoted{}, err
+		}
+		q.Echo = e
+		return q, nil
+	}
+	switch b[0] {
+	case icmperr.TypeDestUnreach:
+		if b[1] == icmperr.CodeFragNeeded {
+			q.Err.Info = uint32(binary.BigEndian.Uint16(b[6:8]))
+		}
+	case icmperr.TypeTimeExceeded, icmperr.TypeSourceQuench:
+	case icmperr.TypeParamProblem:
+		q.Err.Info = uint32(b[4])
+	case icmperr.TypeRedirect:
+		q.Err.Gateway = netip.AddrFrom4([4]byte(b[4:8]))
+	default:
+		return quoted{}, errNotError
+	}
+	ip, icmp, err := splitIPv4(rest)
+	if err != nil {
+		return quoted{}, err
+	}
+	if ip[9] != protoICMP {
+		return quoted{}, errNotOurs
+	}
+	q.Dst = netip.AddrFrom4([4]byte(ip[16:20]))
+	e, err := parseEcho(icmp, typeEchoRequest)
+	if err != nil {
+		return quoted{}, err
+	}
+	q.Echo = e
+	return q, nil
+}
+
+// checksum is the Internet checksum (RFC 1071) of b.
+func checksum(b []byte) uint16 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		s += uint32(b[len(b)-1]) << 8
+	}
+	for s>>16 != 0 {
+		s = s&0xffff + s>>16
+	}
+	return ^uint16(s)
+}
+
+// marshalEcho builds an echo request: header, send time, cookie and pattern up to size bytes of
+// payload. The checksum is filled in for IPv4; the kernel computes ICMPv6's, and a datagram
+// socket rewrites the identifier and checksum itself.
+func marshalEcho(b []byte, v6 bool, id, seq uint16, sentNs int64, cookie [8]byte, size int) []byte {
+	b = b[:0]
+	typ := byte(typeEchoRequest)
+	if v6 {
+		typ = type6EchoRequest
+	}
+	b = append(b, typ, 0, 0, 0, byte(id>>8), byte(id), byte(seq>>8), byte(seq))
+	b = binary.BigEndian.AppendUint64(b, uint64(sentNs))
+	b = append(b, cookie[:]...)
+	// iputils' pattern: byte i of the payload holds i.
+	for i := 16; i < size; i++ {
+		b = append(b, byte(i))
+	}
+	if !v6 {
+		binary.BigEndian.PutUint16(b[2:4], checksum(b))
+	}
+	return b
+}
+
+// fromString prints an address as Packet.From wants it: "10.0.0.1", "::1".
+func fromString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.Unmap().String()
+}

@@ -1,0 +1,161 @@
+package udpping
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/pinglab/pinglab/internal/icmperr"
+	"github.com/pinglab/pinglab/internal/probe"
+)
+
+// Config configures a client Conn.
+type Config struct {
+	// Addr is what to ping: "host", "host:port", "[v6]:port" or a bare IPv6 address. The port
+	// defaults to DefaultPort.
+	Addr string
+	// Network is "udp" (either family), "udp4" (-4) or "udp6" (-6); "" is "udp".
+	Network string
+	// Size is the payload of each ping in bytes, the message padded with a pattern: from
+	// MinSize to MaxSize; 0 means DefaultSize. The message is never cut: a probe whose message
+	// is longer than Size (seq 10 and up with Size = MinSize) is sent longer.
+	Size int
+}
+
+var (
+	errSizeSmall = fmt.Errorf("size too small for the message (at least %d bytes)", MinSize)
+	errSizeLarge = fmt.Errorf("size above %d, the largest UDP payload", MaxSize)
+)
+
+// A Conn is a connected UDP socket that sends pings and reads their echoes and the ICMP
+// errors that come back for them. It implements probe.Transport: Send and Receive may be called
+// at the same time, from one goroutine each.
+type Conn struct {
+	conn   *net.UDPConn
+	remote netip.AddrPort
+	from   string // remote as printed in reply lines
+	size   int
+	maxSeq atomic.Int64 // highest seq sent; replies above it are not ours
+	sbuf   []byte       // Send's
+
+	sys recvState // Receive's, per OS
+}
+
+var _ probe.Transport = (*Conn)(nil)
+
+// Dial resolves cfg.Addr and connects a UDP socket to it. On Linux the socket reports ICMP
+// errors for its datagrams (IP_RECVERR / IPV6_RECVERR) and the kernel's receive time of each
+// reply (SO_TIMESTAMPNS).
+func Dial(ctx context.Context, cfg Config) (*Conn, error) {
+	size := cfg.Size
+	switch {
+	case size == 0:
+		size = DefaultSize
+	case size < MinSize:
+		return nil, fmt.Errorf("udpping: %w, not %d", errSizeSmall, size)
+	case size > MaxSize:
+		return nil, fmt.Errorf("udpping: %w, not %d", errSizeLarge, size)
+	}
+	remote, err := Resolve(ctx, cfg.Network, cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	network := "udp4"
+	if remote.Addr().Is6() {
+		network = "udp6"
+	}
+	d := net.Dialer{Control: controlSocket}
+	nc, err := d.DialContext(ctx, network, remote.String())
+	if err != nil {
+		return nil, fmt.Errorf("udpping: dial %s: %w", remote, err)
+	}
+	c := &Conn{
+		conn:   nc.(*net.UDPConn),
+		remote: remote,
+		from:   remote.String(),
+		size:   size,
+		sbuf:   make([]byte, 0, size+32),
+	}
+	if err := c.sys.init(c.conn); err != nil {
+		c.conn.Close()
+		return nil, fmt.Errorf("udpping: %w", err)
+	}
+	return c, nil
+}
+
+// RemoteAddr returns the address pinged.
+func (c *Conn) RemoteAddr() netip.AddrPort { return c.remote }
+
+// LocalAddr returns the socket's own address.
+func (c *Conn) LocalAddr() netip.AddrPort { return c.conn.LocalAddr().(*net.UDPAddr).AddrPort() }
+
+// Size returns the payload size of a ping (of probe 1's: later ones may be a few bytes longer).
+func (c *Conn) Size() int { return c.size }
+
+// Close closes the socket.
+func (c *Conn) Close() error { return c.conn.Close() }
+
+// Send sends ping seq and returns the time it left, the time written in it.
+func (c *Conn) Send(ctx context.Context, seq int) (time.Time, error) {
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, err
+	}
+	if seq <= 0 {
+		return time.Time{}, fmt.Errorf("udpping: %w, not %d", errBadSeq, seq)
+	}
+	if int64(seq) > c.maxSeq.Load() {
+		c.maxSeq.Store(int64(seq))
+	}
+	now := time.Now()
+	c.sbuf = AppendPing(c.sbuf[:0], seq, now, c.size)
+	// An ICMP error for an earlier ping leaves its errno pending on the socket, and the next
+	// send returns it instead of sending (the details wait in the error queue, where Receive
+	// reads them). Such an errno is not this ping's, so send again; a few times at most, since
+	// each try consumes one.
+	var err error
+	for range 8 {
+		if _, err = c.conn.Write(c.sbuf); err == nil || !pendingErrno(err) {
+			break
+		}
+	}
+	if err == nil {
+		return now, nil
+	}
+	if e := icmperr.FromErrno(err, c.remote.Addr().Is6(), netip.Addr{}); e != nil {
+		return now, fmt.Errorf("udpping: send ping %d: %w", seq, e)
+	}
+	return now, fmt.Errorf("udpping: send ping %d: %w", seq, err)
+}
+
+// pendingErrno reports whether a send failed with an errno an earlier ICMP error left behind.
+func pendingErrno(err error) bool {
+	for _, e := range []error{syscall.ECONNREFUSED, syscall.EHOSTUNREACH, syscall.ENETUNREACH,
+		syscall.EHOSTDOWN, syscall.ENOPROTOOPT, syscall.EPROTO, syscall.ECONNRESET} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// reply makes the Packet of a datagram read from the socket, or reports false when it is not
+// an echo of one of our pings.
+func (c *Conn) reply(data []byte, at time.Time) (probe.Packet, bool) {
+	seq, ok := ParseSeq(data)
+	if !ok || int64(seq) > c.maxSeq.Load() {
+		return probe.Packet{}, false
+	}
+	return probe.Packet{
+		Seq:   seq,
+		Kind:  probe.KindReply,
+		Time:  at,
+		Bytes: len(data),
+		From:  c.from,
+		Data:  append([]byte(nil), data...),
+	}, true
+}

@@ -1,0 +1,301 @@
+package udpping
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// DefaultListen is the server's address when none is given: port 12000 on every address,
+// IPv4 and IPv6.
+const DefaultListen = ":12000"
+
+// maxClients bounds the per-client table, so that a flood from forged addresses cannot grow it
+// without end; datagrams from further clients are counted under the zero address.
+const maxClients = 4096
+
+// maxPendingBytes bounds what delayed replies may hold; past it a reply is dropped, as a full
+// router queue would drop it.
+const maxPendingBytes = 64 << 20
+
+var (
+	errBadDrop  = errors.New("drop must be between 0 and 1")
+	errBadDelay = errors.New("delay and jitter must not be negative")
+	errServing  = errors.New("server is already serving")
+)
+
+// reasonQueueFull is Message.Reason for a reply dropped because maxPendingBytes was reached.
+const reasonQueueFull = "delay queue full"
+
+// ServerConfig configures a Server. The zero value listens on DefaultListen and echoes every
+// datagram at once.
+type ServerConfig struct {
+	// Addr is the address to listen on, host:port; "" means DefaultListen.
+	Addr string
+	// Network is "udp" (IPv4 and IPv6 where Addr allows both), "udp4" or "udp6"; "" is "udp".
+	Network string
+	// Drop is the share of datagrams dropped at random, 0 to 1.
+	Drop float64
+	// Delay holds each reply back this long; Jitter varies it uniformly by up to ± Jitter
+	// (never below 0), as netem's delay does. Delayed replies never hold up other clients.
+	Delay, Jitter time.Duration
+	// Seed makes the drops and jitter reproducible: the same seed and the same datagrams in the
+	// same order give the same decisions. 0 picks a seed at random; Server.Seed tells which.
+	Seed uint64
+	// Log, when set, is called for each datagram with what the server did with it. It is
+	// called from the read loop, so it should be quick; Message.Data is valid only during
+	// the call.
+	Log func(Message)
+}
+
+// An Action is what the server did with a datagram.
+type Action uint8
+
+// The actions.
+const (
+	// Echoed: the datagram was echoed back (after Message.Delay, when there is one).
+	Echoed Action = iota + 1
+	// Dropped: the datagram was dropped (Message.Reason says why when not at random).
+	Dropped
+)
+
+func (a Action) String() string {
+	switch a {
+	case Echoed:
+		return "echoed"
+	case Dropped:
+		return "dropped"
+	}
+	return "unknown"
+}
+
+// A Message tells of one datagram the server received.
+type Message struct {
+	// Time is when it was read.
+	Time time.Time
+	// From is the client's address.
+	From netip.AddrPort
+	// Data is the datagram as received; valid only during the Log call.
+	Data []byte
+	// Action is what the server did with it.
+	Action Action
+	// Delay is how long the echo is held back.
+	Delay time.Duration
+	// Reason says why a datagram was dropped other than at random ("delay queue full"), or
+	// why an echo failed.
+	Reason string
+}
+
+// ClientStats counts what one client sent and what became of it.
+type ClientStats struct {
+	// Addr is the client's address; the zero AddrPort stands for every client beyond the
+	// table's bound.
+	Addr netip.AddrPort
+	// Received is how many datagrams came; Echoed how many were echoed back; Dropped how many
+	// were dropped. Received - Echoed - Dropped are in flight (delayed) or failed to send.
+	Received, Echoed, Dropped int
+}
+
+// A Server echoes each datagram back to its sender in upper case (the ASCII letters; other
+// bytes unchanged), dropping and delaying as configured. Create one with Listen, run it with
+// Serve.
+type Server struct {
+	conn    *net.UDPConn
+	cfg     ServerConfig
+	seed    uint64
+	rng     *rand.Rand // read loop only
+	serving atomic.Bool
+	closed  atomic.Bool
+
+	mu      sync.Mutex
+	clients map[netip.AddrPort]*ClientStats
+	order   []*ClientStats
+
+	delayed *delayQueue
+}
+
+// Listen opens the server's socket. A failure to bind says why (address in use, permission).
+func Listen(ctx context.Context, cfg ServerConfig) (*Server, error) {
+	if !(cfg.Drop >= 0 && cfg.Drop <= 1) {
+		return nil, fmt.Errorf("udpping: %w, not %g", errBadDrop, cfg.Drop)
+	}
+	if cfg.Delay < 0 || cfg.Jitter < 0 {
+		return nil, fmt.Errorf("udpping: %w", errBadDelay)
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = DefaultListen
+	}
+	network := cfg.Network
+	if network == "" {
+		network = "udp"
+	}
+	if _, err := ipNetwork(network); err != nil {
+		return nil, err
+	}
+	var lc net.ListenConfig
+	pc, err := lc.ListenPacket(ctx, network, cfg.Addr)
+	if err != nil {
+		// Say what to do about the two common causes; the errno stays in the chain for errors.Is.
+		switch {
+		case errors.Is(err, syscall.EADDRINUSE):
+			return nil, fmt.Errorf("udpping: listen on %s: %w (another server runs there; pick another port)", cfg.Addr, syscall.EADDRINUSE)
+		case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+			return nil, fmt.Errorf("udpping: listen on %s: %w (ports below 1024 need root or CAP_NET_BIND_SERVICE)", cfg.Addr, syscall.EACCES)
+		}
+		return nil, fmt.Errorf("udpping: listen on %s: %w", cfg.Addr, err)
+	}
+	seed := cfg.Seed
+	for seed == 0 {
+		seed = rand.Uint64()
+	}
+	s := &Server{
+		conn:    pc.(*net.UDPConn),
+		cfg:     cfg,
+		seed:    seed,
+		rng:     rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		clients: make(map[netip.AddrPort]*ClientStats),
+	}
+	if cfg.Delay > 0 || cfg.Jitter > 0 {
+		s.delayed = newDelayQueue(s.conn, s.countEcho)
+	}
+	return s, nil
+}
+
+// Addr returns the address the server listens on, with the port the system picked for port 0.
+func (s *Server) Addr() netip.AddrPort {
+	return s.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// Seed returns the seed of the server's drops and jitter, the one chosen when Config.Seed was 0.
+func (s *Server) Seed() uint64 { return s.seed }
+
+// Close closes the server's socket; Serve then returns nil. Delayed replies not yet sent are
+// discarded.
+func (s *Server) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	return s.conn.Close()
+}
+
+// Serve reads and echoes datagrams until ctx is done or Close is called, and then returns nil.
+// It returns an error only when the socket fails for good. A Server serves once.
+func (s *Server) Serve(ctx context.Context) error {
+	if s.serving.Swap(true) {
+		return fmt.Errorf("udpping: %w", errServing)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = s.Close() })
+	defer stop()
+	if s.delayed != nil {
+		done := make(chan struct{})
+		go func() { defer close(done); s.delayed.run() }()
+		defer func() { s.delayed.stop(); <-done }()
+	}
+	// One buffer for the largest datagram either family carries, so nothing is ever cut.
+	buf := make([]byte, 1<<16)
+	failures := 0
+	for {
+		n, from, err := s.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if s.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			// A read error on an unconnected UDP socket belongs to one datagram or one peer
+			// (an ICMP error, a checksum failure): skip it, unless the socket keeps failing.
+			failures++
+			if failures > 100 {
+				return fmt.Errorf("udpping: read: %w", err)
+			}
+			continue
+		}
+		failures = 0
+		s.handle(buf[:n], from)
+	}
+}
+
+// handle decides what becomes of one datagram. It runs on the read loop; the decisions draw on
+// the seeded generator in the order datagrams arrive, which makes a seeded run reproducible.
+func (s *Server) handle(data []byte, from netip.AddrPort) {
+	key := netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	m := Message{From: key, Action: Echoed}
+	if s.cfg.Log != nil {
+		m.Time = time.Now()
+	}
+	if s.cfg.Drop > 0 && s.rng.Float64() < s.cfg.Drop {
+		m.Action = Dropped
+	} else if m.Delay = s.delay(); m.Delay > 0 && !s.delayed.fits(len(data)) {
+		m.Action, m.Reason = Dropped, reasonQueueFull
+	}
+	st := s.count(key, m.Action == Dropped)
+	if s.cfg.Log != nil {
+		m.Data = data
+		s.cfg.Log(m)
+	}
+	if m.Action != Echoed {
+		return
+	}
+	upper(data)
+	if m.Delay > 0 {
+		// Only this loop pushes, so the room fits found is still there.
+		s.delayed.push(time.Now().Add(m.Delay), from, data, st)
+		return
+	}
+	if _, err := s.conn.WriteToUDPAddrPort(data, from); err == nil {
+		s.countEcho(st)
+	}
+}
+
+// delay returns how long to hold the next reply back.
+func (s *Server) delay() time.Duration {
+	d := s.cfg.Delay
+	if j := s.cfg.Jitter; j > 0 {
+		d += time.Duration(s.rng.Int64N(int64(2*j)+1)) - j
+	}
+	return max(d, 0)
+}
+
+func (s *Server) count(key netip.AddrPort, dropped bool) *ClientStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.clients[key]
+	if st == nil {
+		if len(s.clients) >= maxClients {
+			key = netip.AddrPort{}
+			st = s.clients[key]
+		}
+		if st == nil {
+			st = &ClientStats{Addr: key}
+			s.clients[key] = st
+			s.order = append(s.order, st)
+		}
+	}
+	st.Received++
+	if dropped {
+		st.Dropped++
+	}
+	return st
+}
+
+func (s *Server) countEcho(st *ClientStats) {
+	s.mu.Lock()
+	st.Echoed++
+	s.mu.Unlock()
+}
+
+// Stats returns a snapshot of the per-client counters, in the order clients first came.
+func (s *Server) Stats() []ClientStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]ClientStats, len(s.order))
+	for i, st := range s.order {
+		out[i] = *st
+	}
+	return out
+}
