@@ -133,7 +133,18 @@ type Options struct {
 	// With a Count too, as in iputils ping, probes go on until Count replies came or the
 	// deadline passed.
 	Deadline time.Duration
+	// Window caps the probes in flight (sent and not yet answered, lost or timed out). With an
+	// Interval, a probe whose turn comes while Window are in flight waits for one to resolve;
+	// with Interval 0, Window probes are kept in flight. 0 means no cap with an Interval, and
+	// one probe in flight (stop-and-wait) without.
+	Window int
+	// Flood is ping -f: with Interval 0, the next probe also leaves FloodInterval after the
+	// last when no answer came by then, so a lossy path still sees 100 probes a second.
+	Flood bool
 }
+
+// FloodInterval is the longest a flood waits between two probes, as iputils ping -f.
+const FloodInterval = 10 * time.Millisecond
 
 // Result says when a run started (the first probe left) and ended.
 type Result struct {

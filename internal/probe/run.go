@@ -12,7 +12,7 @@ import (
 // DefaultTimeout is how long a probe waits for its reply when Options.Timeout is 0.
 const DefaultTimeout = time.Second
 
-var errNegative = errors.New("negative count, interval, timeout or deadline")
+var errNegative = errors.New("negative count, interval, timeout, deadline or window")
 
 // keepFor is how long a probe is remembered after it was resolved, so that a reply arriving
 // later still counts as late (or duplicate) rather than as a stranger.
@@ -40,7 +40,7 @@ type received struct {
 // the Deadline passed, or ctx was cancelled (Ctrl-C), which is a normal end and no error.
 // It returns an error when t fails in a way that ends the run.
 func Run(ctx context.Context, t Transport, opts Options, emit func(Event)) (Result, error) {
-	if opts.Count < 0 || opts.Interval < 0 || opts.Timeout < 0 || opts.Deadline < 0 {
+	if opts.Count < 0 || opts.Interval < 0 || opts.Timeout < 0 || opts.Deadline < 0 || opts.Window < 0 {
 		return Result{}, fmt.Errorf("probe: %w", errNegative)
 	}
 	if opts.Timeout == 0 {
@@ -66,6 +66,7 @@ type engine struct {
 	replies  int
 	start    time.Time
 	nextSend time.Time
+	lastSend time.Time
 }
 
 func (e *engine) run(ctx context.Context) (Result, error) {
@@ -163,7 +164,18 @@ func (e *engine) wantSend(now time.Time) bool {
 		return false
 	}
 	if e.opts.Interval == 0 {
-		return e.outstanding() == 0
+		if e.opts.Flood && e.opts.Window == 0 {
+			// ping -f: the next probe leaves when the last one is resolved, or 10 ms after it.
+			last := e.probes[e.sent]
+			return last == nil || last.resolved() || !now.Before(e.lastSend.Add(FloodInterval))
+		}
+		if e.outstanding() < max(e.opts.Window, 1) {
+			return true
+		}
+		return e.opts.Flood && !now.Before(e.lastSend.Add(FloodInterval))
+	}
+	if e.opts.Window > 0 && e.outstanding() >= e.opts.Window {
+		return false
 	}
 	return !now.Before(e.nextSend)
 }
@@ -196,8 +208,12 @@ func (e *engine) nextWake(end time.Time) (time.Time, bool) {
 			wake = t
 		}
 	}
-	if e.moreToSend() && e.opts.Interval > 0 {
+	switch {
+	case !e.moreToSend():
+	case e.opts.Interval > 0 && (e.opts.Window == 0 || e.outstanding() < e.opts.Window):
 		earlier(e.nextSend)
+	case e.opts.Interval == 0 && e.opts.Flood:
+		earlier(e.lastSend.Add(FloodInterval))
 	}
 	for _, seq := range e.pending {
 		if !e.probes[seq].resolved() {
@@ -239,6 +255,7 @@ func (e *engine) send(ctx context.Context, now time.Time) error {
 	s := &state{sent: at, deadline: at.Add(e.opts.Timeout)}
 	e.probes[seq] = s
 	e.pending = append(e.pending, seq)
+	e.lastSend = at
 	e.emit(Event{Type: EventSent, Seq: seq, Sent: at, At: at})
 	if ierr != nil {
 		s.errored = true

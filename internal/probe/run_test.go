@@ -364,3 +364,58 @@ func TestManyProbesForgetOldOnes(t *testing.T) {
 		}
 	})
 }
+
+func TestWindowKeepsProbesInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(func(int) []answer { return reply(10 * time.Millisecond) })
+		_, res, err := logRun(t, t.Context(), f, Options{Count: 8, Window: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []time.Duration{0, 0, 0, 0, 10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond}
+		if diff := cmp.Diff(want, f.sends); diff != "" {
+			t.Errorf("send times (-want +got):\n%s", diff)
+		}
+		if got := res.End.Sub(res.Start); got != 20*time.Millisecond {
+			t.Errorf("run took %v, want 20ms", got)
+		}
+	})
+}
+
+func TestWindowHoldsTheSchedule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// One in flight at a time: a slow reply holds the next probe back past its turn.
+		f := newFake(func(seq int) []answer {
+			if seq == 1 {
+				return reply(250 * time.Millisecond)
+			}
+			return reply(time.Millisecond)
+		})
+		if _, _, err := logRun(t, t.Context(), f, Options{Count: 3, Interval: 100 * time.Millisecond, Window: 1}); err != nil {
+			t.Fatal(err)
+		}
+		want := []time.Duration{0, 250 * time.Millisecond, 251 * time.Millisecond}
+		if diff := cmp.Diff(want, f.sends); diff != "" {
+			t.Errorf("send times (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func TestFlood(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// Answered probes go back to back; an unanswered one holds the next only 10 ms.
+		f := newFake(func(seq int) []answer {
+			if seq == 2 {
+				return nil
+			}
+			return reply(time.Millisecond)
+		})
+		if _, _, err := logRun(t, t.Context(), f, Options{Count: 4, Flood: true, Timeout: time.Second}); err != nil {
+			t.Fatal(err)
+		}
+		want := []time.Duration{0, time.Millisecond, 11 * time.Millisecond, 12 * time.Millisecond}
+		if diff := cmp.Diff(want, f.sends); diff != "" {
+			t.Errorf("send times (-want +got):\n%s", diff)
+		}
+	})
+}
