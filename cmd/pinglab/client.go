@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -56,9 +57,14 @@ func newClientRun(c *cli.Context) (*clientRun, error) {
 		Quiet:       c.Bool("quiet"),
 		Timestamps:  c.Bool("timestamp"),
 		Outstanding: c.Bool("report-outstanding"),
+		// iputils prints the SIGQUIT status line on stderr, apart from the run's output.
+		StatusWriter: c.App.ErrWriter,
 	}
 	if _, err := report.New(c.String("format"), nil, ropts); err != nil {
 		return nil, exitUsage("%s: --format: %v", c.Command.HelpName, err)
+	}
+	if err := checkPlotFlag(c); err != nil { // issue 7: --plot
+		return nil, err
 	}
 	return &clientRun{c: c, opts: opts, ropts: ropts}, nil
 }
@@ -91,12 +97,14 @@ func (cr *clientRun) run(ctx context.Context, h report.Header, t probe.Transport
 		csv = report.NewCSV(f, h)
 	}
 
+	x := newClientExtras(c, h) // issue 7: --plot and the live line of -q
 	st := stats.New()
 	var mu sync.Mutex // the engine's events and SIGQUIT's status line take turns
 	r.Start(h)
 	stopQuit := onQuit(func() {
 		mu.Lock()
 		defer mu.Unlock()
+		x.Clear()
 		r.Status(st.Summary())
 	})
 	res, runErr := probe.Run(ctx, t, cr.opts, func(ev probe.Event) {
@@ -104,19 +112,26 @@ func (cr *clientRun) run(ctx context.Context, h report.Header, t probe.Transport
 		defer mu.Unlock()
 		st.Add(ev)
 		r.Event(ev)
+		x.Event(ev)
 		if csv != nil {
 			csv.Event(ev)
 		}
 	})
 	stopQuit()
 	sum := st.Summary()
+	x.Clear()
 	r.Finish(sum, res)
 	if csv != nil {
 		if err := csv.Flush(); err != nil {
 			return exitUsage("%s: --csv: %v", c.Command.HelpName, err)
 		}
 	}
+	if err := x.WritePlot(); err != nil {
+		return err
+	}
 	switch {
+	case r.Err() != nil && !errors.Is(r.Err(), syscall.EPIPE):
+		return cli.Exit(fmt.Sprintf("%s: write output: %v", c.Command.HelpName, r.Err()), 2)
 	case runErr != nil:
 		return cli.Exit(fmt.Sprintf("%s: %v", c.Command.HelpName, runErr), 2)
 	case sum.Received == 0:

@@ -110,6 +110,7 @@ func clientFlags(defaultSize int) []cli.Flag {
 		&cli.BoolFlag{Name: "ipv6", Aliases: []string{"6"}, Usage: "use IPv6 only"},
 		&cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text, assignment or json"},
 		&cli.StringFlag{Name: "csv", Usage: "write one row per probe to `FILE` as it happens"},
+		&cli.StringFlag{Name: "plot", Usage: "draw the run to `FILE` at its end (.svg, .png or .pdf)"}, // issue 7
 	}
 }
 

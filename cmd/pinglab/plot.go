@@ -1,0 +1,202 @@
+package main
+
+import (
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/pinglab/pinglab/internal/live"
+	"github.com/pinglab/pinglab/internal/plot"
+	"github.com/pinglab/pinglab/internal/probe"
+	"github.com/pinglab/pinglab/internal/report"
+)
+
+func init() {
+	register(plotCommand)
+	register(reportCommand)
+}
+
+func plotCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "plot",
+		Usage:     "draw saved runs (--csv files) side by side to compare scenarios",
+		UsageText: "pinglab plot RUN.csv [RUN2.csv ...] -o FILE [--label L ...] [--width PX] [--height PX]",
+		Description: `Draws the runs saved with --csv in one figure: each run's RTT over time (lost probes
+marked), the distribution (CDF) of each run's RTTs, and each run's loss as a bar. A run is
+named by its file name, or by --label (given once per run, in order). The format follows
+the extension of -o: .svg, .png or .pdf.
+
+Examples:
+   pinglab udp ping 127.0.0.1 -c 100 -i 0.05 -q --csv noloss.csv
+   pinglab udp ping 127.0.0.1:12001 -c 100 -i 0.05 -q --csv drop20.csv
+   pinglab plot noloss.csv drop20.csv -o compare.png
+   pinglab plot noloss.csv drop20.csv -o compare.svg --label "no loss" --label "drop 20%"`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the figure to `FILE` (.svg, .png or .pdf)"},
+			&cli.StringSliceFlag{Name: "label", Usage: "name the runs, in order: `LABEL` (once per run; default: the file name)"},
+			&cli.IntFlag{Name: "width", Value: plot.DefaultWidth, Usage: "figure width in `PIXELS` (at 96 dpi for SVG and PDF)"},
+			&cli.IntFlag{Name: "height", Value: plot.DefaultHeight, Usage: "figure height in `PIXELS`"},
+		},
+		Action: plotAction,
+	}
+}
+
+func reportCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "report",
+		Usage:     "print the statistics of saved runs (--csv files) as a Markdown table",
+		UsageText: "pinglab report RUN.csv [RUN2.csv ...] [--format markdown|csv] [--label L ...]",
+		Description: `Prints one row per run saved with --csv: target, protocol, probes sent, replies, errors,
+loss, RTT min/avg/max/mdev, p50/p90/p99 and jitter in milliseconds, computed as the live
+run computed them. Markdown pastes into a lab report; --format csv opens in a spreadsheet.
+
+Examples:
+   pinglab report noloss.csv drop20.csv
+   pinglab report noloss.csv drop20.csv --label "no loss" --label "drop 20%"
+   pinglab report *.csv --format csv > runs.csv`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "format", Value: plot.TableFormats[0], Usage: "table `FORMAT`: " + strings.Join(plot.TableFormats, " or ")},
+			&cli.StringSliceFlag{Name: "label", Usage: "name the runs, in order: `LABEL` (once per run; default: the file name)"},
+		},
+		Action: reportAction,
+	}
+}
+
+// readRuns reads the command's CSV arguments as series, labelled by --label where given.
+// Any file that cannot be read, or is not pinglab's, is a usage error naming it (and its line).
+func readRuns(c *cli.Context) ([]plot.Series, error) {
+	paths := c.Args().Slice()
+	if len(paths) == 0 {
+		return nil, exitUsage("%s: no run to read: give one or more RUN.csv files saved with --csv", c.Command.HelpName)
+	}
+	labels := c.StringSlice("label")
+	if len(labels) > len(paths) {
+		return nil, exitUsage("%s: %d labels for %d runs: give at most one --label per run", c.Command.HelpName, len(labels), len(paths))
+	}
+	runs := make([]plot.Series, 0, len(paths))
+	for i, path := range paths {
+		run, err := readRun(path)
+		if err != nil {
+			return nil, exitUsage("%s: %v", c.Command.HelpName, err)
+		}
+		label := ""
+		if i < len(labels) {
+			label = labels[i]
+		}
+		runs = append(runs, plot.FromRun(run, label))
+	}
+	return runs, nil
+}
+
+func readRun(path string) (report.Run, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return report.Run{}, err
+	}
+	defer f.Close()
+	return report.ReadCSV(f, path)
+}
+
+func plotAction(c *cli.Context) error {
+	out := c.String("output")
+	if out == "" {
+		return exitUsage("%s: -o FILE is required (the figure's .svg, .png or .pdf)", c.Command.HelpName)
+	}
+	if _, err := plot.FormatOf(out); err != nil {
+		return exitUsage("%s: -o: %v", c.Command.HelpName, err)
+	}
+	opts, err := figureSize(c)
+	if err != nil {
+		return err
+	}
+	runs, err := readRuns(c)
+	if err != nil {
+		return err
+	}
+	if err := plot.WriteComparison(out, runs, opts); err != nil {
+		return exitUsage("%s: %v", c.Command.HelpName, err)
+	}
+	return nil
+}
+
+// figureSize reads --width and --height; a figure too small for its axes or absurdly large
+// is a usage error rather than a drawing that fails or fills memory.
+func figureSize(c *cli.Context) (plot.Options, error) {
+	o := plot.Options{Width: c.Int("width"), Height: c.Int("height")}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"width", o.Width}, {"height", o.Height}} {
+		if f.v < 200 || f.v > 10000 {
+			return o, exitUsage("%s: --%s: %d pixels is outside 200 to 10000", c.Command.HelpName, f.name, f.v)
+		}
+	}
+	return o, nil
+}
+
+func reportAction(c *cli.Context) error {
+	format := c.String("format")
+	if format != "markdown" && format != "csv" {
+		return exitUsage("%s: --format: %q is not %s", c.Command.HelpName, format, strings.Join(plot.TableFormats, " or "))
+	}
+	runs, err := readRuns(c)
+	if err != nil {
+		return err
+	}
+	if err := plot.WriteTable(c.App.Writer, format, runs); err != nil {
+		return cli.Exit(c.Command.HelpName+": "+err.Error(), 2)
+	}
+	return nil
+}
+
+// clientExtras are what issue 7 adds to every client run: the recorder behind --plot and the
+// live status line of a quiet run on a terminal. clientRun.run feeds it the engine's events.
+type clientExtras struct {
+	c    *cli.Context
+	rec  *plot.Recorder // nil without --plot
+	live *live.View
+}
+
+func newClientExtras(c *cli.Context, h report.Header) *clientExtras {
+	x := &clientExtras{c: c, live: live.New(nil, false, nil, 0)}
+	if c.String("plot") != "" {
+		x.rec = plot.NewRecorder(h.Proto, h.Target)
+	}
+	if f, ok := c.App.ErrWriter.(*os.File); ok && c.Bool("quiet") {
+		x.live = live.ForFile(f)
+	}
+	return x
+}
+
+// checkPlotFlag checks --plot's extension, so that a bad one is reported before anything is sent.
+func checkPlotFlag(c *cli.Context) error {
+	if path := c.String("plot"); path != "" {
+		if _, err := plot.FormatOf(path); err != nil {
+			return exitUsage("%s: --plot: %v", c.Command.HelpName, err)
+		}
+	}
+	return nil
+}
+
+// Event records one event for the plot and the live line.
+func (x *clientExtras) Event(ev probe.Event) {
+	if x.rec != nil {
+		x.rec.Event(ev)
+	}
+	x.live.Event(ev)
+}
+
+// Clear erases the live line before anything else is printed to the terminal.
+func (x *clientExtras) Clear() { x.live.Clear() }
+
+// WritePlot writes --plot's figure of the run.
+func (x *clientExtras) WritePlot() error {
+	if x.rec == nil {
+		return nil
+	}
+	if err := plot.WriteRun(x.c.String("plot"), x.rec.Series(), plot.Options{}); err != nil {
+		return exitUsage("%s: --plot: %v", x.c.Command.HelpName, err)
+	}
+	return nil
+}
