@@ -185,9 +185,9 @@ func labExecCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "exec",
 		Usage:     "run a command in a lab host",
-		UsageText: "pinglab lab exec HOST -- COMMAND [ARGS...]",
-		Description: `HOST is client, server or router (or the namespace's name). Put -- before a command that
-has flags of its own. The exit code is the command's.
+		UsageText: "pinglab lab exec HOST [--] COMMAND [ARGS...]",
+		Description: `HOST is client, server or router (or the namespace's name). Everything after HOST is
+the command and its arguments; a -- before it is allowed. The exit code is the command's.
 
 Examples:
    pinglab lab exec server -- pinglab udp server

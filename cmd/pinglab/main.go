@@ -169,6 +169,11 @@ func reorderArgs(app *cli.App, args []string) []string {
 		}
 		if len(a) < 2 || a[0] != '-' {
 			pos = append(pos, a)
+			if takesCommandLine[strings.Join(out[1:], " ")] {
+				// The rest is a command line of its own ("lab exec client ping -c 1 ...").
+				pos = append(pos, rest[j+1:]...)
+				break
+			}
 			continue
 		}
 		name := strings.TrimLeft(a, "-")
@@ -189,6 +194,10 @@ func reorderArgs(app *cli.App, args []string) []string {
 	out = append(out, flags...)
 	return append(out, pos...)
 }
+
+// takesCommandLine names the commands whose first positional argument is followed by a command
+// line of its own, flags included, which reorderArgs must leave alone.
+var takesCommandLine = map[string]bool{"lab exec": true}
 
 func findCommand(cmds []*cli.Command, name string) *cli.Command {
 	for _, c := range cmds {

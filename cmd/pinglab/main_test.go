@@ -100,14 +100,20 @@ func TestReorderArgs(t *testing.T) {
 			},
 		}},
 	}, {
-		Name:        "lab",
-		Subcommands: []*cli.Command{{Name: "exec"}},
+		Name: "lab",
+		Subcommands: []*cli.Command{{
+			Name:  "exec",
+			Flags: []cli.Flag{&cli.BoolFlag{Name: "verbose"}},
+		}},
 	}}}
 	tests := []struct{ in, want []string }{
 		{[]string{"p", "udp", "ping", "127.0.0.1", "-c", "3"}, []string{"p", "udp", "ping", "-c", "3", "127.0.0.1"}},
 		{[]string{"p", "udp", "ping", "-c", "3", "127.0.0.1"}, []string{"p", "udp", "ping", "-c", "3", "127.0.0.1"}},
 		{[]string{"p", "udp", "ping", "h", "-q", "-i", "-1", "--count=2"}, []string{"p", "udp", "ping", "-q", "-i", "-1", "--count=2", "h"}},
 		{[]string{"p", "lab", "exec", "pinglab-client", "--", "ping", "-c", "1"}, []string{"p", "lab", "exec", "pinglab-client", "--", "ping", "-c", "1"}},
+		{[]string{"p", "lab", "exec", "client", "ip", "-br", "a"}, []string{"p", "lab", "exec", "client", "ip", "-br", "a"}},
+		{[]string{"p", "lab", "exec", "client", "--verbose", "ping", "-c", "1"}, []string{"p", "lab", "exec", "client", "--verbose", "ping", "-c", "1"}},
+		{[]string{"p", "lab", "exec", "--verbose", "client", "ping"}, []string{"p", "lab", "exec", "--verbose", "client", "ping"}},
 		{[]string{"p", "udp", "ping", "-c3", "h", "-i0.2", "-q"}, []string{"p", "udp", "ping", "-c", "3", "-i", "0.2", "-q", "h"}},
 		{[]string{"p", "udp"}, []string{"p", "udp"}},
 		{[]string{"p", "--version"}, []string{"p", "--version"}},
