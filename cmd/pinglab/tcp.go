@@ -1,0 +1,316 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/pinglab/pinglab/internal/pingmsg"
+	"github.com/pinglab/pinglab/internal/report"
+	"github.com/pinglab/pinglab/tcpping"
+)
+
+func init() { register(tcpCommand) }
+
+func tcpCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "tcp",
+		Usage: "TCP echo server (a goroutine per connection) and TCP pinger (exercise 3)",
+		Subcommands: []*cli.Command{
+			tcpServerCommand(),
+			tcpPingCommand(),
+		},
+	}
+}
+
+func tcpServerCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "server",
+		Usage:     "echo what clients send in upper case, a goroutine per connection, dropping and delaying on demand",
+		UsageText: "pinglab tcp server [--listen ADDR] [--drop P] [--drop-mode lost|silent|close] [--delay D] [--jitter J] [--seed N] [limits]",
+		Description: `Serves the handout's client (one message per connection, no newline) and pinglab's
+(newline-terminated pings over one connection) alike. A dropped message is answered "LOST"
+and the connection closed, as the handout's server does (--drop-mode lost); --drop-mode
+silent swallows it and keeps the connection, close closes without a word. Each message and
+connection is logged unless --quiet; Ctrl-C prints a table per client host.
+
+Examples:
+   pinglab tcp server                                  # port 12000, IPv4 and IPv6
+   pinglab tcp server --drop 20% --seed 1              # the handout's server: 20% answered LOST
+   pinglab tcp server --drop 20% --drop-mode silent    # lose pings without closing connections
+   pinglab tcp server --delay 50ms --jitter 10ms -q    # a slow network, no per-message log
+   pinglab tcp server --listen 127.0.0.1:12001 --max-conns 100 --idle-timeout 10s`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "listen", Aliases: []string{"l"}, Value: tcpping.DefaultListen, Usage: "listen on `ADDR` (host:port; \":12000\" is every address, IPv4 and IPv6)"},
+			shareFlag("drop", "drop this share of messages at random"),
+			&cli.StringFlag{Name: "drop-mode", Value: tcpping.DropLost.String(), Usage: "what a drop does: lost (answer LOST and close), silent (swallow, keep the connection) or close (close without a word)"},
+			durationFlag("delay", "", 0, "hold each reply back by `DELAY`"),
+			durationFlag("jitter", "", 0, "vary the delay uniformly by up to ± `JITTER`"),
+			&cli.Uint64Flag{Name: "seed", Usage: "seed the drops and jitter with `N` for a reproducible run (0: random)"},
+			&cli.IntFlag{Name: "max-conns", Value: tcpping.DefaultMaxConns, Usage: "serve at most `N` connections at once; more are told \"ERROR server busy\" and closed"},
+			durationFlag("idle-timeout", "", tcpping.DefaultIdleTimeout, "close a connection that sends nothing for `IDLE` (0: never)"),
+			&cli.IntFlag{Name: "max-line", Value: tcpping.DefaultMaxLineLength, Usage: "close a connection that sends a message longer than `BYTES` without a newline"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "do not log connections and messages"},
+		},
+		Action: tcpServer,
+	}
+}
+
+func tcpServer(c *cli.Context) error {
+	name := c.Command.HelpName
+	if c.Args().Len() > 0 {
+		return exitUsage("%s: unexpected argument %q (the address goes in --listen)", name, c.Args().First())
+	}
+	drop, err := flagShare(c, "drop")
+	if err != nil {
+		return err
+	}
+	mode, err := tcpping.ParseDropMode(c.String("drop-mode"))
+	if err != nil {
+		return exitUsage("%s: --drop-mode: %q is not lost, silent or close", name, c.String("drop-mode"))
+	}
+	delay, err := flagDuration(c, "delay")
+	if err != nil {
+		return err
+	}
+	jitter, err := flagDuration(c, "jitter")
+	if err != nil {
+		return err
+	}
+	idle, err := flagDuration(c, "idle-timeout")
+	if err != nil {
+		return err
+	}
+	if idle == 0 {
+		idle = -1 // the package's "never"
+	}
+	maxConns := c.Int("max-conns")
+	if maxConns < 1 {
+		return exitUsage("%s: --max-conns: %d is below 1", name, maxConns)
+	}
+	maxLine := c.Int("max-line")
+	if maxLine < 1 {
+		return exitUsage("%s: --max-line: %d is below 1", name, maxLine)
+	}
+	out := c.App.Writer
+	var mu sync.Mutex // connections log from their own goroutines
+	cfg := tcpping.ServerConfig{
+		Addr:          c.String("listen"),
+		Drop:          drop,
+		DropMode:      mode,
+		Delay:         delay,
+		Jitter:        jitter,
+		Seed:          c.Uint64("seed"),
+		MaxConns:      maxConns,
+		IdleTimeout:   idle,
+		MaxLineLength: maxLine,
+	}
+	if !c.Bool("quiet") {
+		cfg.Log = func(e tcpping.Event) {
+			line := tcpEventLine(e)
+			mu.Lock()
+			defer mu.Unlock()
+			fmt.Fprintln(out, line)
+		}
+	}
+	srv, err := tcpping.Listen(c.Context, cfg)
+	if err != nil {
+		return exitUsage("%s: %s", name, strings.TrimPrefix(err.Error(), "tcpping: "))
+	}
+	mu.Lock()
+	fmt.Fprintf(out, "TCP echo server on %s: %s; Ctrl-C stops it\n", srv.Addr(), tcpImpairments(cfg, srv.Seed()))
+	mu.Unlock()
+	serveErr := srv.Serve(c.Context)
+	mu.Lock()
+	defer mu.Unlock()
+	writeTCPTable(out, srv.Stats())
+	if serveErr != nil {
+		return cli.Exit(fmt.Sprintf("%s: %v", name, serveErr), 2)
+	}
+	return nil
+}
+
+// tcpImpairments says what the server does to the traffic, the seed that reproduces it and
+// its limits.
+func tcpImpairments(cfg tcpping.ServerConfig, seed uint64) string {
+	var parts []string
+	if cfg.Drop > 0 {
+		parts = append(parts, "drop "+strconv.FormatFloat(100*cfg.Drop, 'g', 4, 64)+"% ("+cfg.DropMode.String()+")")
+	}
+	if cfg.Delay > 0 || cfg.Jitter > 0 {
+		d := "delay " + cfg.Delay.String()
+		if cfg.Jitter > 0 {
+			d += " ± " + cfg.Jitter.String()
+		}
+		parts = append(parts, d)
+	}
+	s := "echoing everything"
+	if len(parts) > 0 {
+		s = strings.Join(parts, ", ") + fmt.Sprintf(" (seed %d)", seed)
+	}
+	idle := "no idle timeout"
+	if cfg.IdleTimeout > 0 {
+		idle = "idle timeout " + cfg.IdleTimeout.String()
+	}
+	return fmt.Sprintf("%s; at most %d connections, %s, lines up to %d bytes", s, cfg.MaxConns, idle, cfg.MaxLineLength)
+}
+
+// tcpEventLine is the server's line for one event, in the handout server's words, after the
+// time it happened:
+//
+//	16:02:43.123456 Connected to 127.0.0.1:53211
+//	16:02:43.123501 received 33 bytes from 127.0.0.1:53211: ping 1 2026-11-22 16:02:43.123456 -> echoed
+//	16:02:44.123501 received 33 bytes from 127.0.0.1:53211: ping 2 2026-11-22 16:02:44.123456 -> dropped (answered LOST)
+//	16:02:44.123620 Connection with 127.0.0.1:53211 closed (answered LOST)
+func tcpEventLine(e tcpping.Event) string {
+	var b strings.Builder
+	b.WriteString(e.Time.Format("15:04:05.000000") + " ")
+	switch e.Type {
+	case tcpping.Connected:
+		b.WriteString("Connected to " + e.Client.String())
+	case tcpping.Closed:
+		b.WriteString("Connection with " + e.Client.String() + " closed")
+		if e.Reason != "" {
+			b.WriteString(" (" + e.Reason + ")")
+		}
+	case tcpping.Refused:
+		b.WriteString("Refused " + e.Client.String() + ": " + e.Reason)
+	case tcpping.Message:
+		fmt.Fprintf(&b, "received %d bytes from %s: %s -> %s", len(e.Data), e.Client, tcpPreview(e.Data), e.Action)
+		if e.Delay > 0 && e.Action == tcpping.Echoed {
+			b.WriteString(" after " + e.Delay.Round(time.Microsecond).String())
+		}
+		if e.Reason != "" {
+			b.WriteString(" (" + e.Reason + ")")
+		}
+	}
+	return b.String()
+}
+
+// tcpPreview shows a message on one line: a ping's message without its padding, printable
+// text as it is, anything else quoted; long ones cut, so that a client sending binary or
+// megabytes cannot garble the server's log.
+func tcpPreview(data []byte) string {
+	const maxShown = 60
+	shown := data
+	if _, ok := pingmsg.ParseSeq(data); ok && len(data) > tcpping.MinSize {
+		// The message is "ping <seq> <date> <time>"; what follows is padding.
+		spaces := 0
+		for i, ch := range data {
+			if ch == ' ' {
+				if spaces++; spaces == 4 {
+					shown = data[:i]
+					break
+				}
+			}
+		}
+	}
+	cut := len(shown) > maxShown
+	if cut {
+		shown = shown[:maxShown]
+	}
+	s := string(shown)
+	for _, ch := range shown {
+		if ch < ' ' || ch > '~' {
+			s = strconv.Quote(s)
+			break
+		}
+	}
+	if len(data) == 0 {
+		s = `""`
+	}
+	if cut || len(shown) < len(data) {
+		s += " ..."
+	}
+	return s
+}
+
+// writeTCPTable prints, per client host, its connections and what became of its messages.
+func writeTCPTable(w io.Writer, clients []tcpping.ClientStats) {
+	name := func(a netip.Addr) string {
+		if !a.IsValid() {
+			return "(other clients)"
+		}
+		return a.String()
+	}
+	width := len("total")
+	for _, st := range clients {
+		width = max(width, len(name(st.Addr)))
+	}
+	var total tcpping.ClientStats
+	const row = "%-*s  %11d  %8d  %8d  %8d  %8d\n"
+	fmt.Fprintf(w, "\n--- tcp server statistics ---\n%-*s  %11s  %8s  %8s  %8s  %8s\n", width, "client",
+		"connections", "refused", "received", "echoed", "dropped")
+	for _, st := range clients {
+		fmt.Fprintf(w, row, width, name(st.Addr), st.Conns, st.Refused, st.Received, st.Echoed, st.Dropped)
+		total.Conns += st.Conns
+		total.Refused += st.Refused
+		total.Received += st.Received
+		total.Echoed += st.Echoed
+		total.Dropped += st.Dropped
+	}
+	fmt.Fprintf(w, row, width, "total", total.Conns, total.Refused, total.Received, total.Echoed, total.Dropped)
+}
+
+func tcpPingCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "ping",
+		Usage:     "ping a TCP echo server with the handout's messages, over one connection or one per ping",
+		UsageText: "pinglab tcp ping [options] HOST[:PORT]",
+		Description: `Sends "ping <seq> <YYYY-MM-DD HH:MM:SS.ffffff>" newline-terminated, padded to -s bytes,
+and prints each echo's round trip like iputils ping. A "LOST" answer is a lost probe, after
+which the client connects again. --connect per-ping opens a connection for every ping, as
+the handout's client does, and prints the connect time too. A refused, reset or unreachable
+connection is reported as that probe's error. The port defaults to 12000.
+
+Examples:
+   pinglab tcp ping 127.0.0.1 -c 5                        # one kept connection
+   pinglab tcp ping 127.0.0.1 -c 5 --connect per-ping     # a connection per ping, as the handout's client
+   pinglab tcp ping ::1:12000 -c 10 -i 0.2 -s 64          # IPv6, 5 pings a second, 64-byte messages
+   pinglab tcp ping localhost -c 10 --format assignment   # the handout's output
+   pinglab tcp ping 127.0.0.1 -c 100 -i 0 -q --csv rtt.csv`,
+		Flags: append(clientFlags(tcpping.DefaultSize),
+			&cli.StringFlag{Name: "connect", Value: tcpping.ConnectKeep.String(), Usage: "`MODE`: keep (one connection, reconnecting after LOST) or per-ping (a new connection per ping)"},
+		),
+		Action: tcpPing,
+	}
+}
+
+func tcpPing(c *cli.Context) error {
+	name := c.Command.HelpName
+	host, err := oneArg(c, "HOST[:PORT]")
+	if err != nil {
+		return err
+	}
+	family, err := ipFamily(c)
+	if err != nil {
+		return err
+	}
+	mode, err := tcpping.ParseConnectMode(c.String("connect"))
+	if err != nil {
+		return exitUsage("%s: --connect: %q is not keep or per-ping", name, c.String("connect"))
+	}
+	timeout, err := flagDuration(c, "timeout")
+	if err != nil {
+		return err
+	}
+	cl, err := tcpping.Dial(c.Context, tcpping.Config{
+		Addr:    host,
+		Network: "tcp" + family,
+		Size:    c.Int("size"),
+		Connect: mode,
+		Timeout: timeout,
+	})
+	if err != nil {
+		return exitUsage("%s: %s", name, strings.TrimPrefix(err.Error(), "tcpping: "))
+	}
+	defer cl.Close()
+	h := report.Header{Proto: "tcp", Target: host, Addr: cl.RemoteAddr().String(), Size: cl.Size()}
+	return runClient(c, h, cl)
+}
