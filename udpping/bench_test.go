@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pinglab/pinglab/internal/pingmsg"
 )
 
 // BenchmarkServerEcho measures the server's echo loop on loopback with 64-byte datagrams:
@@ -58,7 +60,7 @@ func pump(b *testing.B, c *net.UDPConn, n, window int) {
 	for answered < n {
 		for sent < n && sent-answered < window {
 			sent++
-			msg = AppendPing(msg[:0], sent, now, 64)
+			msg = pingmsg.Append(msg[:0], sent, now, 64)
 			if _, err := c.Write(msg); err != nil {
 				b.Error(err)
 				return
@@ -74,7 +76,7 @@ func pump(b *testing.B, c *net.UDPConn, n, window int) {
 			b.Error(err)
 			return
 		}
-		if seq, ok := ParseSeq(buf[:k]); ok && seq > answered {
+		if seq, ok := pingmsg.ParseSeq(buf[:k]); ok && seq > answered {
 			answered = seq
 		}
 	}

@@ -11,8 +11,11 @@ import (
 	"time"
 
 	"github.com/pinglab/pinglab/internal/icmperr"
+	"github.com/pinglab/pinglab/internal/pingmsg"
 	"github.com/pinglab/pinglab/internal/probe"
 )
+
+var errBadSeq = errors.New("sequence number must be positive")
 
 // Config configures a client Conn.
 type Config struct {
@@ -112,7 +115,7 @@ func (c *Conn) Send(ctx context.Context, seq int) (time.Time, error) {
 		c.maxSeq.Store(int64(seq))
 	}
 	now := time.Now()
-	c.sbuf = AppendPing(c.sbuf[:0], seq, now, c.size)
+	c.sbuf = pingmsg.Append(c.sbuf[:0], seq, now, c.size)
 	// An ICMP error for an earlier ping leaves its errno pending on the socket, and the next
 	// send returns it instead of sending (the details wait in the error queue, where Receive
 	// reads them). Such an errno is not this ping's, so send again; a few times at most, since
@@ -134,8 +137,9 @@ func (c *Conn) Send(ctx context.Context, seq int) (time.Time, error) {
 
 // pendingErrno reports whether a send failed with an errno an earlier ICMP error left behind.
 func pendingErrno(err error) bool {
+	// EACCES is what ICMPv6 administratively prohibited (and policy failure, reject route) leave.
 	for _, e := range []error{syscall.ECONNREFUSED, syscall.EHOSTUNREACH, syscall.ENETUNREACH,
-		syscall.EHOSTDOWN, syscall.ENOPROTOOPT, syscall.EPROTO, syscall.ECONNRESET} {
+		syscall.EHOSTDOWN, syscall.ENOPROTOOPT, syscall.EPROTO, syscall.ECONNRESET, syscall.EACCES} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -146,7 +150,7 @@ func pendingErrno(err error) bool {
 // reply makes the Packet of a datagram read from the socket, or reports false when it is not
 // an echo of one of our pings.
 func (c *Conn) reply(data []byte, at time.Time) (probe.Packet, bool) {
-	seq, ok := ParseSeq(data)
+	seq, ok := pingmsg.ParseSeq(data)
 	if !ok || int64(seq) > c.maxSeq.Load() {
 		return probe.Packet{}, false
 	}

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pinglab/pinglab/internal/icmperr"
+	"github.com/pinglab/pinglab/internal/pingmsg"
 	"github.com/pinglab/pinglab/internal/probe"
 )
 
@@ -169,7 +170,7 @@ func (c *Conn) readErrQueue(fd int) (bool, error) {
 		}
 		// The kernel hands back the start of the datagram the error is about. A quote cut
 		// short may end inside the number, so it must reach the space after it.
-		seq, ok := ParseSeq(r.buf[:n])
+		seq, ok := pingmsg.ParseSeq(r.buf[:n])
 		if !ok || int64(seq) > c.maxSeq.Load() || !quotesWholeSeq(r.buf[:n]) {
 			continue
 		}

@@ -200,7 +200,7 @@ func TestDialErrors(t *testing.T) {
 		{Config{Addr: "127.0.0.1:0"}, `bad port "0"`},
 		{Config{Addr: "no..such..host"}, `cannot resolve "no..such..host"`},
 		{Config{Addr: "::1", Network: "udp4"}, "not an IPv4 address"},
-		{Config{Addr: "127.0.0.1", Network: "ip"}, "network must be udp, udp4 or udp6"},
+		{Config{Addr: "127.0.0.1", Network: "ip"}, `bad network "ip": want udp, udp4 or udp6`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.wantErr, func(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 // are due, which with jitter may differ from the order they came in, as on a real network.
 type delayQueue struct {
 	conn  *net.UDPConn
-	sent  func(*ClientStats)
+	sent  func(st *ClientStats, n int) // counts n echoes (-1 takes one back)
 	wake  chan struct{}
 	done  chan struct{}
 	pool  sync.Pool
@@ -32,7 +32,7 @@ type delayedReply struct {
 	st   *ClientStats
 }
 
-func newDelayQueue(conn *net.UDPConn, sent func(*ClientStats)) *delayQueue {
+func newDelayQueue(conn *net.UDPConn, sent func(*ClientStats, int)) *delayQueue {
 	return &delayQueue{
 		conn: conn,
 		sent: sent,
@@ -88,8 +88,10 @@ func (q *delayQueue) run() {
 		}
 		q.mu.Unlock()
 		if next != nil {
-			if _, err := q.conn.WriteToUDPAddrPort(next.data, next.to); err == nil {
-				q.sent(next.st)
+			// Counted before it is sent, so that the count never trails what the client saw.
+			q.sent(next.st, 1)
+			if _, err := q.conn.WriteToUDPAddrPort(next.data, next.to); err != nil {
+				q.sent(next.st, -1)
 			}
 			q.pool.Put(next.buf)
 			continue

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/pinglab/pinglab/internal/pingmsg"
 )
 
 // DefaultListen is the server's address when none is given: port 12000 on every address,
@@ -26,10 +28,15 @@ const maxClients = 4096
 const maxPendingBytes = 64 << 20
 
 var (
-	errBadDrop  = errors.New("drop must be between 0 and 1")
-	errBadDelay = errors.New("delay and jitter must not be negative")
-	errServing  = errors.New("server is already serving")
+	errBadDrop      = errors.New("drop must be between 0 and 1")
+	errBadICMPError = errors.New("ICMP error share must be between 0 and 1")
+	errBadDelay     = errors.New("delay and jitter must not be negative")
+	errServing      = errors.New("server is already serving")
 )
+
+// ErrNeedRaw is what Listen's error wraps when ICMP errors are asked for and the raw socket to
+// send them cannot be opened, for want of CAP_NET_RAW most often.
+var ErrNeedRaw = errors.New("sending ICMP errors needs CAP_NET_RAW")
 
 // reasonQueueFull is Message.Reason for a reply dropped because maxPendingBytes was reached.
 const reasonQueueFull = "delay queue full"
@@ -43,10 +50,20 @@ type ServerConfig struct {
 	Network string
 	// Drop is the share of datagrams dropped at random, 0 to 1.
 	Drop float64
+	// ICMPError is the share of datagrams answered with an ICMP error instead of an echo, 0 to
+	// 1, drawn among those not dropped: Drop 0.2 and ICMPError 0.5 drop 20% of the datagrams,
+	// answer 40% (half the other 80%) with an error and echo 40%. The error is sent from a raw
+	// socket (Linux only, CAP_NET_RAW), from the local address the datagram came to, and quotes
+	// it as a router would, so that the client's kernel hands it to the client's socket.
+	// Errors are sent at once, never delayed. Datagrams sent to a broadcast or multicast
+	// address are never answered with an error (RFC 1122 3.2.2); they are echoed.
+	ICMPError float64
+	// ICMPErrorType is the error sent; 0 means HostUnreachable.
+	ICMPErrorType ICMPErrorType
 	// Delay holds each reply back this long; Jitter varies it uniformly by up to ± Jitter
 	// (never below 0), as netem's delay does. Delayed replies never hold up other clients.
 	Delay, Jitter time.Duration
-	// Seed makes the drops and jitter reproducible: the same seed and the same datagrams in the
+	// Seed makes the drops, ICMP errors and jitter reproducible: the same seed and the same datagrams in the
 	// same order give the same decisions. 0 picks a seed at random; Server.Seed tells which.
 	Seed uint64
 	// Log, when set, is called for each datagram with what the server did with it. It is
@@ -64,6 +81,9 @@ const (
 	Echoed Action = iota + 1
 	// Dropped: the datagram was dropped (Message.Reason says why when not at random).
 	Dropped
+	// ICMPError: the datagram was answered with an ICMP error (Message.ICMPType) instead of an
+	// echo; Message.Reason says why, when sending it failed.
+	ICMPError
 )
 
 func (a Action) String() string {
@@ -72,6 +92,8 @@ func (a Action) String() string {
 		return "echoed"
 	case Dropped:
 		return "dropped"
+	case ICMPError:
+		return "icmp error"
 	}
 	return "unknown"
 }
@@ -88,8 +110,10 @@ type Message struct {
 	Action Action
 	// Delay is how long the echo is held back.
 	Delay time.Duration
-	// Reason says why a datagram was dropped other than at random ("delay queue full"), or
-	// why an echo failed.
+	// ICMPType is the error sent, when Action is ICMPError.
+	ICMPType ICMPErrorType
+	// Reason says why a datagram was dropped other than at random ("delay queue full"), why
+	// an ICMP error could not be sent, or why a datagram drawn for an error was echoed.
 	Reason string
 }
 
@@ -99,8 +123,9 @@ type ClientStats struct {
 	// table's bound.
 	Addr netip.AddrPort
 	// Received is how many datagrams came; Echoed how many were echoed back; Dropped how many
-	// were dropped. Received - Echoed - Dropped are in flight (delayed) or failed to send.
-	Received, Echoed, Dropped int
+	// were dropped; Errors how many were answered with an ICMP error. Received - Echoed -
+	// Dropped - Errors are in flight (delayed) or failed to send.
+	Received, Echoed, Dropped, Errors int
 }
 
 // A Server echoes each datagram back to its sender in upper case (the ASCII letters; other
@@ -119,12 +144,22 @@ type Server struct {
 	order   []*ClientStats
 
 	delayed *delayQueue
+	icmp    *icmpSender // nil unless cfg.ICMPError > 0
 }
 
 // Listen opens the server's socket. A failure to bind says why (address in use, permission).
 func Listen(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if !(cfg.Drop >= 0 && cfg.Drop <= 1) {
 		return nil, fmt.Errorf("udpping: %w, not %g", errBadDrop, cfg.Drop)
+	}
+	if !(cfg.ICMPError >= 0 && cfg.ICMPError <= 1) {
+		return nil, fmt.Errorf("udpping: %w, not %g", errBadICMPError, cfg.ICMPError)
+	}
+	if cfg.ICMPErrorType == 0 {
+		cfg.ICMPErrorType = HostUnreachable
+	}
+	if !cfg.ICMPErrorType.valid() {
+		return nil, fmt.Errorf("udpping: %w %d", errBadICMPErrorType, cfg.ICMPErrorType)
 	}
 	if cfg.Delay < 0 || cfg.Jitter < 0 {
 		return nil, fmt.Errorf("udpping: %w", errBadDelay)
@@ -136,8 +171,8 @@ func Listen(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if network == "" {
 		network = "udp"
 	}
-	if _, err := ipNetwork(network); err != nil {
-		return nil, err
+	if _, err := pingmsg.Family("udp", network); err != nil {
+		return nil, fmt.Errorf("udpping: %w", err)
 	}
 	var lc net.ListenConfig
 	pc, err := lc.ListenPacket(ctx, network, cfg.Addr)
@@ -162,6 +197,14 @@ func Listen(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		rng:     rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		clients: make(map[netip.AddrPort]*ClientStats),
 	}
+	if cfg.ICMPError > 0 {
+		// Checked here, before anything is served, so that a server without the privilege
+		// says so at once rather than at its first error.
+		if s.icmp, err = openICMPSender(s.conn); err != nil {
+			s.conn.Close()
+			return nil, err
+		}
+	}
 	if cfg.Delay > 0 || cfg.Jitter > 0 {
 		s.delayed = newDelayQueue(s.conn, s.countEcho)
 	}
@@ -181,6 +224,9 @@ func (s *Server) Seed() uint64 { return s.seed }
 func (s *Server) Close() error {
 	if s.closed.Swap(true) {
 		return nil
+	}
+	if s.icmp != nil {
+		s.icmp.close()
 	}
 	return s.conn.Close()
 }
@@ -202,7 +248,16 @@ func (s *Server) Serve(ctx context.Context) error {
 	buf := make([]byte, 1<<16)
 	failures := 0
 	for {
-		n, from, err := s.conn.ReadFromUDPAddrPort(buf)
+		var (
+			n, oobn int
+			from    netip.AddrPort
+			err     error
+		)
+		if s.icmp != nil {
+			n, oobn, _, from, err = s.conn.ReadMsgUDPAddrPort(buf, s.icmp.oob)
+		} else {
+			n, from, err = s.conn.ReadFromUDPAddrPort(buf)
+		}
 		if err != nil {
 			if s.closed.Load() || errors.Is(err, net.ErrClosed) {
 				return nil
@@ -216,13 +271,20 @@ func (s *Server) Serve(ctx context.Context) error {
 			continue
 		}
 		failures = 0
-		s.handle(buf[:n], from)
+		var oob []byte
+		if s.icmp != nil {
+			oob = s.icmp.oob[:oobn]
+		}
+		s.handle(buf[:n], from, oob)
 	}
 }
 
-// handle decides what becomes of one datagram. It runs on the read loop; the decisions draw on
-// the seeded generator in the order datagrams arrive, which makes a seeded run reproducible.
-func (s *Server) handle(data []byte, from netip.AddrPort) {
+// handle decides what becomes of one datagram; oob holds its control messages when the server
+// sends ICMP errors. It runs on the read loop; the decisions draw on the seeded generator in the
+// order datagrams arrive, which makes a seeded run reproducible. The draws, for each datagram:
+// drop (when Drop > 0); if not dropped, ICMP error (when ICMPError > 0); if not an error, the
+// jitter (when Jitter > 0).
+func (s *Server) handle(data []byte, from netip.AddrPort, oob []byte) {
 	key := netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	m := Message{From: key, Action: Echoed}
 	if s.cfg.Log != nil {
@@ -230,25 +292,42 @@ func (s *Server) handle(data []byte, from netip.AddrPort) {
 	}
 	if s.cfg.Drop > 0 && s.rng.Float64() < s.cfg.Drop {
 		m.Action = Dropped
-	} else if m.Delay = s.delay(); m.Delay > 0 && !s.delayed.fits(len(data)) {
-		m.Action, m.Reason = Dropped, reasonQueueFull
+	} else if s.cfg.ICMPError > 0 && s.rng.Float64() < s.cfg.ICMPError {
+		m.Action, m.ICMPType = ICMPError, s.cfg.ICMPErrorType
+		d := datagram{src: key, dst: netip.AddrPortFrom(netip.Addr{}, s.Addr().Port()), payload: data}
+		if ifindex, ok := arrival(oob, &d); ok {
+			// Counted before it is sent, so that the count never trails what the client saw.
+			st := s.count(key, ICMPError)
+			if err := s.icmp.send(m.ICMPType, &d, ifindex); err != nil {
+				s.uncountError(st)
+				m.Reason = err.Error()
+			}
+			s.log(m, data)
+			return
+		}
+		// Not sent to one of our unicast addresses: answer as if the draw had said echo.
+		m.Action, m.ICMPType, m.Reason = Echoed, 0, "no ICMP error: not sent to a unicast address of this host"
 	}
-	st := s.count(key, m.Action == Dropped)
-	if s.cfg.Log != nil {
-		m.Data = data
-		s.cfg.Log(m)
+	if m.Action == Echoed {
+		if m.Delay = s.delay(); m.Delay > 0 && !s.delayed.fits(len(data)) {
+			m.Action, m.Reason = Dropped, reasonQueueFull
+		}
 	}
+	st := s.count(key, m.Action)
+	s.log(m, data)
 	if m.Action != Echoed {
 		return
 	}
-	upper(data)
+	pingmsg.Upper(data)
 	if m.Delay > 0 {
 		// Only this loop pushes, so the room fits found is still there.
 		s.delayed.push(time.Now().Add(m.Delay), from, data, st)
 		return
 	}
-	if _, err := s.conn.WriteToUDPAddrPort(data, from); err == nil {
-		s.countEcho(st)
+	// Counted before it is sent, so that the count never trails what the client saw.
+	s.countEcho(st, 1)
+	if _, err := s.conn.WriteToUDPAddrPort(data, from); err != nil {
+		s.countEcho(st, -1)
 	}
 }
 
@@ -261,7 +340,8 @@ func (s *Server) delay() time.Duration {
 	return max(d, 0)
 }
 
-func (s *Server) count(key netip.AddrPort, dropped bool) *ClientStats {
+// count counts a datagram of key's, and a drop or an error when a says so.
+func (s *Server) count(key netip.AddrPort, a Action) *ClientStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.clients[key]
@@ -277,15 +357,33 @@ func (s *Server) count(key netip.AddrPort, dropped bool) *ClientStats {
 		}
 	}
 	st.Received++
-	if dropped {
+	switch a {
+	case Dropped:
 		st.Dropped++
+	case ICMPError:
+		st.Errors++
 	}
 	return st
 }
 
-func (s *Server) countEcho(st *ClientStats) {
+func (s *Server) log(m Message, data []byte) {
+	if s.cfg.Log != nil {
+		m.Data = data
+		s.cfg.Log(m)
+	}
+}
+
+// uncountError takes back an error counted before it failed to send.
+func (s *Server) uncountError(st *ClientStats) {
 	s.mu.Lock()
-	st.Echoed++
+	st.Errors--
+	s.mu.Unlock()
+}
+
+// countEcho counts n echoes of st's client; -1 takes back one that failed to send.
+func (s *Server) countEcho(st *ClientStats, n int) {
+	s.mu.Lock()
+	st.Echoed += n
 	s.mu.Unlock()
 }
 

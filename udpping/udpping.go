@@ -11,197 +11,33 @@ package udpping
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"net/netip"
-	"strconv"
-	"strings"
-	"time"
+
+	"github.com/pinglab/pinglab/internal/pingmsg"
 )
 
 const (
 	// DefaultPort is the port of the assignment's server.
-	DefaultPort = 12000
+	DefaultPort = pingmsg.DefaultPort
 	// MaxSize is the largest UDP payload over IPv4 (65535 - 20 - 8), and pinglab's limit for
 	// both families so that one size works everywhere.
 	MaxSize = 65507
 	// MinSize is the length of the message of probe 1 with no padding:
 	// "ping 1 2006-01-02 15:04:05.000000".
-	MinSize = len("ping 1 ") + len(timeLayout)
+	MinSize = pingmsg.MinSize
 	// DefaultSize is the payload when none is given: room for sequence numbers up to
 	// 99,999,999 in one size, so that every reply of a run has the same length.
-	DefaultSize = MinSize + 7
+	DefaultSize = pingmsg.DefaultSize
 )
-
-// timeLayout is the timestamp of the assignment's message (Python's str(datetime.now())).
-const timeLayout = "2006-01-02 15:04:05.000000"
-
-// pattern fills the message up to the wanted size. Lower-case letters make the server's
-// upper-casing visible in a capture.
-const pattern = "abcdefghijklmnopqrstuvwxyz"
-
-var (
-	errBadSeq     = errors.New("sequence number must be positive")
-	errBadNetwork = errors.New("network must be udp, udp4 or udp6")
-	errNoHost     = errors.New("missing host")
-)
-
-// AppendPing appends probe seq's message to b: "ping <seq> <timestamp>", then, when that is
-// shorter than size, one space and a fixed pattern up to size bytes. The message is never cut,
-// so a size smaller than the message (or 0) gives the message alone.
-func AppendPing(b []byte, seq int, t time.Time, size int) []byte {
-	start := len(b)
-	b = append(b, "ping "...)
-	b = strconv.AppendInt(b, int64(seq), 10)
-	b = append(b, ' ')
-	b = t.AppendFormat(b, timeLayout)
-	if n := len(b) - start; n < size {
-		b = append(b, ' ')
-		for i := n + 1; i < size; i++ {
-			b = append(b, pattern[(i-n-1)%len(pattern)])
-		}
-	}
-	return b
-}
-
-// ParseSeq returns the sequence number of a ping message or its echo: b must start with
-// "ping " in any case, then decimal digits, then a space or the end of b. It never panics,
-// whatever b holds.
-func ParseSeq(b []byte) (int, bool) {
-	const prefix = "ping "
-	if len(b) < len(prefix)+1 {
-		return 0, false
-	}
-	for i := range len(prefix) {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != prefix[i] {
-			return 0, false
-		}
-	}
-	seq := 0
-	i := len(prefix)
-	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-		if i-len(prefix) >= 18 { // beyond any sequence a run can reach; also keeps seq from overflowing
-			return 0, false
-		}
-		seq = seq*10 + int(b[i]-'0')
-	}
-	if i == len(prefix) || seq <= 0 || (i < len(b) && b[i] != ' ') {
-		return 0, false
-	}
-	return seq, true
-}
-
-// upper upper-cases the ASCII letters of b in place and leaves every other byte as it is.
-func upper(b []byte) {
-	for i, c := range b {
-		if 'a' <= c && c <= 'z' {
-			b[i] = c - ('a' - 'A')
-		}
-	}
-}
 
 // Resolve turns "host", "host:port", "[v6]:port" or a bare IPv6 address into an address to
 // ping, with DefaultPort when none is given. network is "udp" (either family), "udp4" or
 // "udp6". A hostname is resolved and its first address of the wanted family used.
 func Resolve(ctx context.Context, network, hostport string) (netip.AddrPort, error) {
-	family, err := ipNetwork(network)
+	ap, err := pingmsg.Resolve(ctx, "udp", network, hostport)
 	if err != nil {
-		return netip.AddrPort{}, err
+		return netip.AddrPort{}, fmt.Errorf("udpping: %w", err)
 	}
-	host, port, err := splitHostPort(hostport)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	if a, err := netip.ParseAddr(host); err == nil {
-		a = a.Unmap()
-		if a.Zone() != "" && !a.Is6() {
-			a = a.WithZone("")
-		}
-		switch {
-		case family == "ip4" && !a.Is4():
-			return netip.AddrPort{}, fmt.Errorf("udpping: %s is not an IPv4 address (-4 given)", host)
-		case family == "ip6" && !a.Is6():
-			return netip.AddrPort{}, fmt.Errorf("udpping: %s is not an IPv6 address (-6 given)", host)
-		}
-		return netip.AddrPortFrom(a, port), nil
-	}
-	if strings.Contains(host, ":") {
-		return netip.AddrPort{}, fmt.Errorf("udpping: %q is not an IPv6 address (an IPv6 address with a port is written [ADDR]:PORT)", host)
-	}
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, family, host)
-	if err != nil {
-		var dnsErr *net.DNSError
-		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
-			return netip.AddrPort{}, fmt.Errorf("udpping: cannot resolve %q: no such host", host)
-		}
-		return netip.AddrPort{}, fmt.Errorf("udpping: cannot resolve %q: %w", host, err)
-	}
-	for _, a := range addrs {
-		a = a.Unmap()
-		if (family == "ip4" && !a.Is4()) || (family == "ip6" && !a.Is6()) {
-			continue
-		}
-		return netip.AddrPortFrom(a, port), nil
-	}
-	return netip.AddrPort{}, fmt.Errorf("udpping: %q has no %s address", host, map[string]string{"ip4": "IPv4", "ip6": "IPv6", "ip": "IP"}[family])
-}
-
-func ipNetwork(network string) (string, error) {
-	switch network {
-	case "", "udp":
-		return "ip", nil
-	case "udp4":
-		return "ip4", nil
-	case "udp6":
-		return "ip6", nil
-	}
-	return "", fmt.Errorf("udpping: %w, not %q", errBadNetwork, network)
-}
-
-// splitHostPort splits host[:port]. An address with more than one colon and no brackets is a
-// bare IPv6 address, as ping takes it.
-func splitHostPort(s string) (string, uint16, error) {
-	var host, portStr string
-	switch {
-	case strings.HasPrefix(s, "["):
-		end := strings.Index(s, "]")
-		if end < 0 {
-			return "", 0, fmt.Errorf("udpping: %q: missing ']'", s)
-		}
-		rest := s[end+1:]
-		host = s[1:end]
-		if rest != "" {
-			if !strings.HasPrefix(rest, ":") {
-				return "", 0, fmt.Errorf("udpping: %q: unexpected %q after ']'", s, rest)
-			}
-			portStr = rest[1:]
-			if portStr == "" {
-				return "", 0, fmt.Errorf("udpping: %q: empty port", s)
-			}
-		}
-	case strings.Count(s, ":") == 1:
-		i := strings.LastIndex(s, ":")
-		host, portStr = s[:i], s[i+1:]
-		if portStr == "" {
-			return "", 0, fmt.Errorf("udpping: %q: empty port", s)
-		}
-	default:
-		host = s
-	}
-	if host == "" {
-		return "", 0, fmt.Errorf("udpping: %w in %q", errNoHost, s)
-	}
-	if portStr == "" {
-		return host, DefaultPort, nil
-	}
-	p, err := strconv.ParseUint(portStr, 10, 16)
-	if err != nil || p == 0 {
-		return "", 0, fmt.Errorf("udpping: bad port %q (want 1 to 65535)", portStr)
-	}
-	return host, uint16(p), nil
+	return ap, nil
 }

@@ -36,6 +36,16 @@ func probeOptions(c *cli.Context) (probe.Options, error) {
 	if o.Deadline, err = flagDuration(c, "deadline"); err != nil {
 		return o, err
 	}
+	// issue 8: --flood and --window are load modes; without -i they send back to back, as
+	// iputils' -f does.
+	o.Flood = c.Bool("flood")
+	o.Window = c.Int("window")
+	if o.Window < 0 {
+		return o, exitUsage("%s: --window: %d is negative (0: no cap)", c.Command.HelpName, o.Window)
+	}
+	if (o.Flood || o.Window > 0) && !c.IsSet("interval") {
+		o.Interval = 0
+	}
 	return o, nil
 }
 
@@ -59,6 +69,7 @@ func newClientRun(c *cli.Context) (*clientRun, error) {
 		Outstanding: c.Bool("report-outstanding"),
 		// iputils prints the SIGQUIT status line on stderr, apart from the run's output.
 		StatusWriter: c.App.ErrWriter,
+		Flood:        opts.Flood,
 	}
 	if _, err := report.New(c.String("format"), nil, ropts); err != nil {
 		return nil, exitUsage("%s: --format: %v", c.Command.HelpName, err)

@@ -19,7 +19,6 @@ const minUserInterval = 2 * time.Millisecond
 func pingCommand() *cli.Command {
 	flags := append(clientFlags(icmpping.DefaultSize),
 		&cli.IntFlag{Name: "ttl", Aliases: []string{"t"}, Usage: "send with time to live (IPv6: hop limit) `TTL`, 1..255"},
-		&cli.BoolFlag{Name: "flood", Aliases: []string{"f"}, Usage: "send the next probe as soon as the last is answered (root only, as in iputils)"},
 		&cli.BoolFlag{Name: "privileged", Usage: "use a raw socket (root or CAP_NET_RAW) instead of trying an unprivileged datagram socket first"},
 	)
 	return &cli.Command{
@@ -53,16 +52,11 @@ func icmpPing(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	// iputils: -f without -i sends as fast as the replies come back.
-	if c.Bool("flood") && !c.IsSet("interval") {
-		if err := c.Set("interval", "0"); err != nil {
-			return exitUsage("%s: -f: %v", name, err)
-		}
-	}
 	cr, err := newClientRun(c)
 	if err != nil {
 		return err
 	}
+	// iputils: -f without -i sends as fast as the replies come back, which only root may.
 	if !intervalAllowed(os.Getuid(), cr.opts.Interval) {
 		return exitUsage("%s: cannot flood, minimal interval for user must be >= 2 ms, use -i 0.002 (or higher)", name)
 	}

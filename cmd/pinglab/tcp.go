@@ -11,7 +11,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/pinglab/pinglab/internal/pingmsg"
 	"github.com/pinglab/pinglab/internal/report"
 	"github.com/pinglab/pinglab/tcpping"
 )
@@ -143,11 +142,7 @@ func tcpImpairments(cfg tcpping.ServerConfig, seed uint64) string {
 	if cfg.Drop > 0 {
 		parts = append(parts, "drop "+strconv.FormatFloat(100*cfg.Drop, 'g', 4, 64)+"% ("+cfg.DropMode.String()+")")
 	}
-	if cfg.Delay > 0 || cfg.Jitter > 0 {
-		d := "delay " + cfg.Delay.String()
-		if cfg.Jitter > 0 {
-			d += " ± " + cfg.Jitter.String()
-		}
+	if d := delayWords(cfg.Delay, cfg.Jitter); d != "" {
 		parts = append(parts, d)
 	}
 	s := "echoing everything"
@@ -182,7 +177,7 @@ func tcpEventLine(e tcpping.Event) string {
 	case tcpping.Refused:
 		b.WriteString("Refused " + e.Client.String() + ": " + e.Reason)
 	case tcpping.Message:
-		fmt.Fprintf(&b, "received %d bytes from %s: %s -> %s", len(e.Data), e.Client, tcpPreview(e.Data), e.Action)
+		fmt.Fprintf(&b, "received %d bytes from %s: %s -> %s", len(e.Data), e.Client, preview(e.Data), e.Action)
 		if e.Delay > 0 && e.Action == tcpping.Echoed {
 			b.WriteString(" after " + e.Delay.Round(time.Microsecond).String())
 		}
@@ -191,44 +186,6 @@ func tcpEventLine(e tcpping.Event) string {
 		}
 	}
 	return b.String()
-}
-
-// tcpPreview shows a message on one line: a ping's message without its padding, printable
-// text as it is, anything else quoted; long ones cut, so that a client sending binary or
-// megabytes cannot garble the server's log.
-func tcpPreview(data []byte) string {
-	const maxShown = 60
-	shown := data
-	if _, ok := pingmsg.ParseSeq(data); ok && len(data) > tcpping.MinSize {
-		// The message is "ping <seq> <date> <time>"; what follows is padding.
-		spaces := 0
-		for i, ch := range data {
-			if ch == ' ' {
-				if spaces++; spaces == 4 {
-					shown = data[:i]
-					break
-				}
-			}
-		}
-	}
-	cut := len(shown) > maxShown
-	if cut {
-		shown = shown[:maxShown]
-	}
-	s := string(shown)
-	for _, ch := range shown {
-		if ch < ' ' || ch > '~' {
-			s = strconv.Quote(s)
-			break
-		}
-	}
-	if len(data) == 0 {
-		s = `""`
-	}
-	if cut || len(shown) < len(data) {
-		s += " ..."
-	}
-	return s
 }
 
 // writeTCPTable prints, per client host, its connections and what became of its messages.

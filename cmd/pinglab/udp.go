@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 
@@ -33,24 +32,36 @@ func udpServerCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "server",
 		Usage:     "echo UDP datagrams back in upper case, dropping and delaying some",
-		UsageText: "pinglab udp server [--listen ADDR] [--drop SHARE] [--delay D] [--jitter J] [--seed N] [--quiet]",
+		UsageText: "pinglab udp server [--listen ADDR] [--drop SHARE] [--icmp-error SHARE [--icmp-error-type TYPE]] [--delay D] [--jitter J] [--seed N] [--quiet]",
 		Description: `Echoes every datagram back to its sender with the ASCII letters upper-cased, as the
 assignment's server does, and emulates a network on the way: --drop drops a random share,
 --delay and --jitter hold replies back (without holding up other clients), --seed makes the
 random choices reproducible. Each datagram is logged (who sent it, echoed or dropped) unless
 --quiet; Ctrl-C prints a table of what each client sent and what became of it.
 
+--icmp-error answers a random share of the datagrams with an ICMP error instead of an echo
+(exercise 6), as a router or firewall would: Destination Unreachable (IPv4 type 3, IPv6 type 1)
+with the code of --icmp-error-type, quoting the client's datagram so that the client's system
+hands it to the client ("Destination Host Unreachable"). For proto-unreachable over IPv6, which
+has no such code, it sends a Parameter Problem "unrecognized next header" (type 4 code 1).
+Sending them needs a raw socket: root, or CAP_NET_RAW (sudo setcap cap_net_raw+ep pinglab).
+With --drop, a datagram is first dropped or not; the error share is drawn among the rest.
+
 Examples:
    pinglab udp server                              # port 12000, IPv4 and IPv6, no loss
    pinglab udp server --drop 20%                   # the handout's server
    pinglab udp server --drop 0.1 --delay 50ms --jitter 10ms --seed 1
+   sudo pinglab udp server --icmp-error 30%       # 30% answered "Destination Host Unreachable"
+   sudo pinglab udp server --icmp-error 100% --icmp-error-type port-unreachable
    pinglab udp server --listen 127.0.0.1:5000 --quiet`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Aliases: []string{"l"}, Value: udpping.DefaultListen, Usage: "listen on `ADDR` (host:port; \":12000\" is every address, IPv4 and IPv6)"},
 			shareFlag("drop", "drop this share of datagrams at random"),
+			shareFlag("icmp-error", "answer this share of datagrams (of those not dropped) with an ICMP error instead of an echo; needs CAP_NET_RAW"),
+			&cli.StringFlag{Name: "icmp-error-type", Value: udpping.HostUnreachable.String(), Usage: "the ICMP error to send: `TYPE` is " + strings.Join(udpping.ICMPErrorTypes(), ", ")},
 			durationFlag("delay", "", 0, "hold each reply back `DELAY`"),
 			durationFlag("jitter", "", 0, "vary the delay at random by up to ± `JITTER`"),
-			&cli.Uint64Flag{Name: "seed", Usage: "seed the random drops and jitter with `N` for a reproducible run (0: a random seed, printed)"},
+			&cli.Uint64Flag{Name: "seed", Usage: "seed the random drops, errors and jitter with `N` for a reproducible run (0: a random seed, printed)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "log nothing per datagram"},
 		},
 		Action: udpServer,
@@ -65,6 +76,12 @@ func udpServer(c *cli.Context) error {
 	var err error
 	if cfg.Drop, err = flagShare(c, "drop"); err != nil {
 		return err
+	}
+	if cfg.ICMPError, err = flagShare(c, "icmp-error"); err != nil {
+		return err
+	}
+	if cfg.ICMPErrorType, err = udpping.ParseICMPErrorType(c.String("icmp-error-type")); err != nil {
+		return exitUsage("%s: --icmp-error-type: %s", c.Command.HelpName, strings.TrimPrefix(err.Error(), "udpping: "))
 	}
 	if cfg.Delay, err = flagDuration(c, "delay"); err != nil {
 		return err
@@ -93,13 +110,12 @@ func udpServer(c *cli.Context) error {
 func impairments(cfg udpping.ServerConfig, seed uint64) string {
 	var parts []string
 	if cfg.Drop > 0 {
-		parts = append(parts, "drop "+strconv.FormatFloat(100*cfg.Drop, 'g', 4, 64)+"%")
+		parts = append(parts, "drop "+percentWords(cfg.Drop))
 	}
-	if cfg.Delay > 0 || cfg.Jitter > 0 {
-		d := "delay " + cfg.Delay.String()
-		if cfg.Jitter > 0 {
-			d += " ± " + cfg.Jitter.String()
-		}
+	if cfg.ICMPError > 0 {
+		parts = append(parts, "ICMP "+cfg.ICMPErrorType.String()+" "+percentWords(cfg.ICMPError))
+	}
+	if d := delayWords(cfg.Delay, cfg.Jitter); d != "" {
 		parts = append(parts, d)
 	}
 	if len(parts) == 0 {
@@ -109,13 +125,20 @@ func impairments(cfg udpping.ServerConfig, seed uint64) string {
 }
 
 // logLine is the server's line for one datagram, as the handout's server prints it: when, from
-// whom, what, and whether it was echoed or dropped.
+// whom, what, and whether it was echoed, dropped or answered with an ICMP error (in the
+// handout's words for that).
 //
 //	16:02:43.123456 received 33 bytes from 127.0.0.1:53211: ping 1 2026-11-22 16:02:43.123456 -> echoed
+//	16:02:44.123456 received 33 bytes from 127.0.0.1:53211: ping 2 2026-11-22 16:02:44.123456 -> Sending ICMP 'Host Unreachable' to 127.0.0.1:53211
 func logLine(m udpping.Message) string {
 	var b strings.Builder
 	b.WriteString(m.Time.Format("15:04:05.000000"))
-	fmt.Fprintf(&b, " received %d bytes from %s: %s -> %s", len(m.Data), m.From, preview(m.Data), m.Action)
+	fmt.Fprintf(&b, " received %d bytes from %s: %s -> ", len(m.Data), m.From, preview(m.Data))
+	if m.Action == udpping.ICMPError {
+		fmt.Fprintf(&b, "Sending ICMP '%s' to %s", m.ICMPType.Name(m.From.Addr().Is6()), m.From)
+	} else {
+		b.WriteString(m.Action.String())
+	}
 	if m.Delay > 0 && m.Action == udpping.Echoed {
 		b.WriteString(" after " + m.Delay.Round(time.Microsecond).String())
 	}
@@ -123,48 +146,6 @@ func logLine(m udpping.Message) string {
 		b.WriteString(" (" + m.Reason + ")")
 	}
 	return b.String()
-}
-
-// preview shows a datagram on one line: a ping's message without its padding, printable text
-// as it is, anything else quoted; long ones cut with their length.
-func preview(data []byte) string {
-	const maxShown = 60
-	shown := data
-	if _, ok := udpping.ParseSeq(data); ok && len(data) > udpping.MinSize {
-		// The message is "ping <seq> <date> <time>"; what follows is padding.
-		if i := nthSpace(data, 4); i > 0 {
-			shown = data[:i]
-		}
-	}
-	cut := len(shown) > maxShown
-	if cut {
-		shown = shown[:maxShown]
-	}
-	s := string(shown)
-	for _, ch := range shown {
-		if ch < ' ' || ch > '~' {
-			s = strconv.Quote(s)
-			break
-		}
-	}
-	if len(data) == 0 {
-		s = `""`
-	}
-	if cut || len(shown) < len(data) {
-		s += " ..."
-	}
-	return s
-}
-
-func nthSpace(b []byte, n int) int {
-	for i, ch := range b {
-		if ch == ' ' {
-			if n--; n == 0 {
-				return i
-			}
-		}
-	}
-	return -1
 }
 
 // writeServerTable prints what each client sent and what became of it.
@@ -180,14 +161,15 @@ func writeServerTable(w io.Writer, clients []udpping.ClientStats) {
 		width = max(width, len(name(st.Addr)))
 	}
 	var total udpping.ClientStats
-	fmt.Fprintf(w, "\n--- udp server statistics ---\n%-*s  %8s  %8s  %8s\n", width, "client", "received", "echoed", "dropped")
+	fmt.Fprintf(w, "\n--- udp server statistics ---\n%-*s  %8s  %8s  %8s  %8s\n", width, "client", "received", "echoed", "dropped", "errors")
 	for _, st := range clients {
-		fmt.Fprintf(w, "%-*s  %8d  %8d  %8d\n", width, name(st.Addr), st.Received, st.Echoed, st.Dropped)
+		fmt.Fprintf(w, "%-*s  %8d  %8d  %8d  %8d\n", width, name(st.Addr), st.Received, st.Echoed, st.Dropped, st.Errors)
 		total.Received += st.Received
 		total.Echoed += st.Echoed
 		total.Dropped += st.Dropped
+		total.Errors += st.Errors
 	}
-	fmt.Fprintf(w, "%-*s  %8d  %8d  %8d\n", width, "total", total.Received, total.Echoed, total.Dropped)
+	fmt.Fprintf(w, "%-*s  %8d  %8d  %8d  %8d\n", width, "total", total.Received, total.Echoed, total.Dropped, total.Errors)
 }
 
 func udpPingCommand() *cli.Command {

@@ -299,9 +299,9 @@ func TestUDPServerCommand(t *testing.T) {
 		`received 10 bytes from 127.0.0.1:`, `: "\x00\xffgarbage\n" -> echoed after 1ms`,
 		`received 0 bytes from `, `received 65507 bytes from `, `: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx ... -> echoed`,
 		"--- udp server statistics ---\nclient ",
-		"  received    echoed   dropped\n",
-		"       3         3         0\n", // pinglab's client
-		"       3         3         0\n", // the test's socket
+		"  received    echoed   dropped    errors\n",
+		"       3         3         0         0\n", // pinglab's client
+		"       3         3         0         0\n", // the test's socket
 		"\ntotal ",
 	} {
 		if !strings.Contains(got, want) {
@@ -312,8 +312,8 @@ func TestUDPServerCommand(t *testing.T) {
 	if !regexp.MustCompile(`received 40 bytes from 127\.0\.0\.1:\d+: ping 3 \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} \.\.\. -> echoed after 1ms\n`).MatchString(got) {
 		t.Errorf("server output lacks the line of ping 3:\n%s", got)
 	}
-	if !regexp.MustCompile(`total\s+6\s+6\s+0\n$`).MatchString(got) {
-		t.Errorf("server table does not end with the total 6 6 0:\n%s", got)
+	if !regexp.MustCompile(`total\s+6\s+6\s+0\s+0\n$`).MatchString(got) {
+		t.Errorf("server table does not end with the total 6 6 0 0:\n%s", got)
 	}
 }
 
@@ -342,6 +342,10 @@ func TestUDPBadInput(t *testing.T) {
 		{[]string{"udp", "ping"}, "missing HOST[:PORT]"},
 		{[]string{"udp", "server", "--drop", "150%"}, `--drop: "150%" is outside 0% to 100%`},
 		{[]string{"udp", "server", "--delay", "-5ms"}, `--delay: "-5ms" is negative`},
+		{[]string{"udp", "server", "--icmp-error", "150%"}, `--icmp-error: "150%" is outside 0% to 100%`},
+		{[]string{"udp", "server", "--icmp-error", "10%", "--icmp-error-type", "host"},
+			`--icmp-error-type: unknown ICMP error type "host" (choose host-unreachable, net-unreachable, port-unreachable, proto-unreachable, admin-prohibited)`},
+		{[]string{"udp", "server", "--icmp-error-type", "prot-unreachable"}, `unknown ICMP error type "prot-unreachable" (choose `},
 		{[]string{"udp", "server", "--listen", "127.0.0.1:99999"}, "listen on 127.0.0.1:99999"},
 		{[]string{"demo", "--drop", "2"}, `--drop: "2" is above 1`},
 	}

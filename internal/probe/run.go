@@ -18,17 +18,34 @@ var errNegative = errors.New("negative count, interval, timeout, deadline or win
 // later still counts as late (or duplicate) rather than as a stranger.
 func keepFor(timeout time.Duration) time.Duration { return max(10*timeout, 10*time.Second) }
 
-// state is what the engine knows of one probe.
+// The engine keeps its probes in a ring indexed by seq, so that a probe costs no allocation
+// and no map entry: a flood of 100k probes a second is the engine's hot path.
+const (
+	// minRing is the ring's first size, enough for 10 s of probes at 10 ms.
+	minRing = 1 << 10
+	// maxRemember caps how many resolved probes the ring grows to keep for late replies; past
+	// it (a flood), the oldest resolved probe is forgotten before keepFor. Probes still in
+	// flight are never forgotten: the ring grows for them.
+	maxRemember = 1 << 17
+)
+
+// Flags of a state.
+const (
+	replied uint8 = 1 << iota
+	timedOut
+	errored
+	lost
+)
+
+// state is what the engine knows of one probe. It holds no pointer, so the ring costs the
+// garbage collector nothing to scan.
 type state struct {
-	sent     time.Time
-	deadline time.Time // sent + timeout
-	replied  bool
-	timedOut bool
-	errored  bool
-	lost     bool
+	seq   int           // the probe in this slot of the ring; 0: none yet
+	sent  time.Duration // when it left, from the engine's base time
+	flags uint8
 }
 
-func (s *state) resolved() bool { return s.replied || s.timedOut || s.errored || s.lost }
+func (s *state) resolved() bool { return s.flags != 0 }
 
 type received struct {
 	p   Packet
@@ -46,12 +63,7 @@ func Run(ctx context.Context, t Transport, opts Options, emit func(Event)) (Resu
 	if opts.Timeout == 0 {
 		opts.Timeout = DefaultTimeout
 	}
-	e := &engine{
-		t:      t,
-		opts:   opts,
-		emit:   emit,
-		probes: make(map[int]*state),
-	}
+	e := &engine{t: t, opts: opts, emit: emit}
 	return e.run(ctx)
 }
 
@@ -60,9 +72,15 @@ type engine struct {
 	opts Options
 	emit func(Event)
 
-	probes   map[int]*state
-	pending  []int // sent probes in the order their timeouts fall, oldest first
-	sent     int   // probes sent so far; the last one's seq
+	// ring holds probe seq at ring[seq&(len(ring)-1)]; its length is a power of two.
+	ring []state
+	base time.Time // state.sent counts from here
+	// Probes leave in seq order with one timeout, so their deadlines fall in seq order too:
+	// every probe up to expired has had its deadline handled, and none below open is unresolved.
+	expired  int
+	open     int
+	inFlight int // probes sent and not yet resolved
+	sent     int // probes sent so far; the last one's seq
 	replies  int
 	start    time.Time
 	nextSend time.Time
@@ -80,7 +98,9 @@ func (e *engine) run(ctx context.Context) (Result, error) {
 	}()
 
 	e.start = time.Now()
+	e.base = e.start
 	e.nextSend = e.start
+	e.ring = make([]state, minRing)
 	var end time.Time
 	if e.opts.Deadline > 0 {
 		end = e.start.Add(e.opts.Deadline)
@@ -166,15 +186,15 @@ func (e *engine) wantSend(now time.Time) bool {
 	if e.opts.Interval == 0 {
 		if e.opts.Flood && e.opts.Window == 0 {
 			// ping -f: the next probe leaves when the last one is resolved, or 10 ms after it.
-			last := e.probes[e.sent]
+			last := e.probe(e.sent)
 			return last == nil || last.resolved() || !now.Before(e.lastSend.Add(FloodInterval))
 		}
-		if e.outstanding() < max(e.opts.Window, 1) {
+		if e.inFlight < max(e.opts.Window, 1) {
 			return true
 		}
 		return e.opts.Flood && !now.Before(e.lastSend.Add(FloodInterval))
 	}
-	if e.opts.Window > 0 && e.outstanding() >= e.opts.Window {
+	if e.opts.Window > 0 && e.inFlight >= e.opts.Window {
 		return false
 	}
 	return !now.Before(e.nextSend)
@@ -187,18 +207,55 @@ func (e *engine) finished() bool {
 	if e.opts.Deadline > 0 && e.replies >= e.opts.Count {
 		return true
 	}
-	return !e.moreToSend() && e.outstanding() == 0
+	return !e.moreToSend() && e.inFlight == 0
 }
 
-// outstanding counts probes sent and not yet resolved.
-func (e *engine) outstanding() int {
-	n := 0
-	for _, seq := range e.pending {
-		if !e.probes[seq].resolved() {
-			n++
+// probe returns the state of probe seq, or nil when it was never sent or is forgotten.
+func (e *engine) probe(seq int) *state {
+	if seq < 1 || seq > e.sent {
+		return nil
+	}
+	s := &e.ring[seq&(len(e.ring)-1)]
+	if s.seq != seq {
+		return nil
+	}
+	return s
+}
+
+func (e *engine) sentAt(s *state) time.Time { return e.base.Add(s.sent) }
+
+func (e *engine) deadline(s *state) time.Time { return e.base.Add(s.sent + e.opts.Timeout) }
+
+// resolve marks s with flag and counts it out of flight if it was in flight.
+func (e *engine) resolve(s *state, flag uint8) {
+	if !s.resolved() {
+		e.inFlight--
+	}
+	s.flags |= flag
+}
+
+// slot returns the ring slot for probe seq, about to be sent. The ring doubles when the slot
+// still holds a probe in flight, or a resolved one young enough to get a late reply (up to
+// maxRemember of them).
+func (e *engine) slot(seq int, now time.Time) *state {
+	for {
+		s := &e.ring[seq&(len(e.ring)-1)]
+		if s.seq == 0 || (s.resolved() && (len(e.ring) >= maxRemember ||
+			now.Sub(e.sentAt(s)) >= keepFor(e.opts.Timeout))) {
+			return s
+		}
+		e.grow()
+	}
+}
+
+func (e *engine) grow() {
+	ring := make([]state, 2*len(e.ring))
+	for _, s := range e.ring {
+		if s.seq != 0 {
+			ring[s.seq&(len(ring)-1)] = s
 		}
 	}
-	return n
+	e.ring = ring
 }
 
 func (e *engine) nextWake(end time.Time) (time.Time, bool) {
@@ -210,16 +267,17 @@ func (e *engine) nextWake(end time.Time) (time.Time, bool) {
 	}
 	switch {
 	case !e.moreToSend():
-	case e.opts.Interval > 0 && (e.opts.Window == 0 || e.outstanding() < e.opts.Window):
+	case e.opts.Interval > 0 && (e.opts.Window == 0 || e.inFlight < e.opts.Window):
 		earlier(e.nextSend)
 	case e.opts.Interval == 0 && e.opts.Flood:
 		earlier(e.lastSend.Add(FloodInterval))
 	}
-	for _, seq := range e.pending {
-		if !e.probes[seq].resolved() {
-			earlier(e.probes[seq].deadline)
+	for e.open < e.sent {
+		if s := e.probe(e.open + 1); s != nil && !s.resolved() {
+			earlier(e.deadline(s))
 			break
 		}
+		e.open++
 	}
 	if !end.IsZero() {
 		earlier(end)
@@ -239,7 +297,10 @@ func (e *engine) send(ctx context.Context, now time.Time) error {
 		at = now
 	}
 	var ierr *icmperr.Error
-	if err != nil && !errors.As(err, &ierr) {
+	if err != nil {
+		ierr = probeError(err)
+	}
+	if err != nil && ierr == nil {
 		e.sent--
 		if ctx.Err() != nil {
 			return nil
@@ -252,13 +313,13 @@ func (e *engine) send(ctx context.Context, now time.Time) error {
 			e.nextSend = e.start.Add(e.opts.Interval)
 		}
 	}
-	s := &state{sent: at, deadline: at.Add(e.opts.Timeout)}
-	e.probes[seq] = s
-	e.pending = append(e.pending, seq)
+	s := e.slot(seq, at)
+	*s = state{seq: seq, sent: at.Sub(e.base)}
+	e.inFlight++
 	e.lastSend = at
 	e.emit(Event{Type: EventSent, Seq: seq, Sent: at, At: at})
 	if ierr != nil {
-		s.errored = true
+		e.resolve(s, errored)
 		from := ""
 		if ierr.From.IsValid() {
 			from = ierr.From.String()
@@ -268,35 +329,41 @@ func (e *engine) send(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// expire times out the probes whose deadline passed and forgets those resolved long ago.
-func (e *engine) expire(now time.Time) {
-	i := 0
-	for ; i < len(e.pending); i++ {
-		seq := e.pending[i]
-		s := e.probes[seq]
-		if now.Before(s.deadline) {
-			break
-		}
-		if !s.resolved() {
-			s.timedOut = true
-			e.emit(Event{Type: EventTimeout, Seq: seq, Sent: s.sent, At: s.deadline})
-		}
+// probeError returns the *icmperr.Error that err is or wraps, or nil: the failure of one probe
+// rather than of the transport. It is apart from send so that its errors.As target is
+// allocated only when a send failed.
+func probeError(err error) *icmperr.Error {
+	var ierr *icmperr.Error
+	if errors.As(err, &ierr) {
+		return ierr
 	}
-	// Resolved probes leave the queue; the map keeps them a while for late replies.
-	e.pending = e.pending[i:]
-	if len(e.probes) > len(e.pending)+1024 {
-		cut := now.Add(-keepFor(e.opts.Timeout))
-		for seq, s := range e.probes {
-			if s.sent.Before(cut) {
-				delete(e.probes, seq)
-			}
+	return nil
+}
+
+// expire times out the probes whose deadline passed, oldest first.
+func (e *engine) expire(now time.Time) {
+	for e.expired < e.sent {
+		s := e.probe(e.expired + 1)
+		if s == nil {
+			// Resolved and already forgotten in a flood: nothing left to time out.
+			e.expired++
+			continue
+		}
+		deadline := e.deadline(s)
+		if now.Before(deadline) {
+			return
+		}
+		e.expired++
+		if !s.resolved() {
+			e.resolve(s, timedOut)
+			e.emit(Event{Type: EventTimeout, Seq: s.seq, Sent: e.sentAt(s), At: deadline})
 		}
 	}
 }
 
 func (e *engine) handle(p Packet) {
-	s, ok := e.probes[p.Seq]
-	if !ok {
+	s := e.probe(p.Seq)
+	if s == nil {
 		// Not one of ours, or forgotten long ago: nothing to report.
 		return
 	}
@@ -304,36 +371,37 @@ func (e *engine) handle(p Packet) {
 	if at.IsZero() {
 		at = time.Now()
 	}
+	sent := e.sentAt(s)
 	ev := Event{
-		Seq: p.Seq, Sent: s.sent, At: at,
+		Seq: p.Seq, Sent: sent, At: at,
 		Bytes: p.Bytes, From: p.From, TTL: p.TTL, Data: p.Data,
 		Err: p.Err, Connect: p.Connect, Reason: p.Reason,
 	}
 	switch p.Kind {
 	case KindReply:
-		ev.RTT = max(at.Sub(s.sent), 0)
+		ev.RTT = max(at.Sub(sent), 0)
 		switch {
-		case s.replied:
+		case s.flags&replied != 0:
 			ev.Type = EventDuplicate
 		case s.resolved():
 			ev.Type = EventLate
-		case !at.Before(s.deadline):
+		case !at.Before(e.deadline(s)):
 			// It came after its timeout but before the engine noticed: late all the same.
-			s.timedOut = true
+			e.resolve(s, timedOut)
 			ev.Type = EventLate
-			e.emit(Event{Type: EventTimeout, Seq: p.Seq, Sent: s.sent, At: s.deadline})
+			e.emit(Event{Type: EventTimeout, Seq: p.Seq, Sent: sent, At: e.deadline(s)})
 		default:
-			s.replied = true
+			e.resolve(s, replied)
 			e.replies++
 			ev.Type = EventReply
 		}
 	case KindError:
-		if s.errored || s.replied || s.lost || p.Err == nil {
+		if s.flags&(errored|replied|lost) != 0 || p.Err == nil {
 			return
 		}
 		// An error after the timeout (a host unreachable after ARP gave up, seconds later) is
 		// still reported, as iputils does; the probe was already counted lost.
-		s.errored = true
+		e.resolve(s, errored)
 		ev.Type = EventError
 		if ev.From == "" && p.Err.From.IsValid() {
 			ev.From = p.Err.From.String()
@@ -342,7 +410,7 @@ func (e *engine) handle(p Packet) {
 		if s.resolved() {
 			return
 		}
-		s.lost = true
+		e.resolve(s, lost)
 		ev.Type = EventLost
 	default:
 		return

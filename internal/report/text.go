@@ -35,6 +35,10 @@ func (t *text) Event(ev probe.Event) {
 	if t.opts.Quiet {
 		return
 	}
+	if t.opts.Flood {
+		t.flood(ev)
+		return
+	}
 	seq := seqField(t.h.Proto) + strconv.Itoa(ev.Seq)
 	switch ev.Type {
 	case probe.EventReply, probe.EventDuplicate, probe.EventLate:
@@ -71,6 +75,19 @@ func (t *text) Event(ev probe.Event) {
 		t.line(ev, line)
 	case probe.EventError:
 		t.line(ev, "From "+errFrom(ev, t.h)+" "+seq+" "+errWords(ev))
+	}
+}
+
+// flood prints ping -f's marks: "." when a probe leaves, a backspace over it when its reply
+// comes, "\bE" when an error does.
+func (t *text) flood(ev probe.Event) {
+	switch ev.Type {
+	case probe.EventSent:
+		t.write(".")
+	case probe.EventReply:
+		t.write("\b")
+	case probe.EventError:
+		t.write("\bE")
 	}
 }
 
