@@ -98,5 +98,5 @@ if command -v ping >/dev/null 2>&1; then
 	run pinglab lab exec client -- ping -n -c 1 -t 1 10.77.2.2
 	run pinglab lab exec client -- ping -n -c 1 10.77.2.2
 fi
-run pinglab lab exec client -- pinglab trace 10.77.2.2
+run pinglab lab exec client -- pinglab trace -n 10.77.2.2
 run pinglab lab down
