@@ -14,6 +14,7 @@ import (
 	"time"
 	"unsafe"
 
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/pinglab/pinglab/internal/icmperr"
@@ -29,6 +30,8 @@ type Conn struct {
 	raw    bool
 	target netip.Addr
 	sa     unix.Sockaddr
+	rsa    unix.RawSockaddrAny // sa as the kernel takes it, for sendto
+	rsaLen int
 	id     uint16
 	cookie [8]byte
 	size   int
@@ -37,6 +40,21 @@ type Conn struct {
 
 	wbuf      []byte // Send's
 	rbuf, oob []byte // Receive's
+
+	// ReceiveBefore's: the run's ctx, and the stop of the AfterFunc that wakes a read when
+	// that ctx ends.
+	ctx     context.Context
+	stopCtx func() bool
+	// tryRead and pollRead are readOnce as the callbacks of rc.Control and rc.Read, made once
+	// so that a read allocates no closure; they leave what they read in rpkt, rgot, rerr.
+	tryRead  func(fd uintptr)
+	pollRead func(fd uintptr) bool
+	rpkt     probe.Packet
+	rgot     bool
+	rerr     error
+	// The last sender and its printed form (fromString), used by the reading goroutine only.
+	lastFrom    netip.Addr
+	lastFromStr string
 }
 
 // rawRcvBuf is the receive buffer a raw socket asks for.
@@ -120,8 +138,12 @@ func newConn(fd int, cfg Config, raw bool) (*Conn, error) {
 	}
 	if c.v6 {
 		c.sa = &unix.SockaddrInet6{Addr: cfg.Target.As16()}
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&c.rsa))
+		sa.Family, sa.Addr, c.rsaLen = unix.AF_INET6, cfg.Target.As16(), unix.SizeofSockaddrInet6
 	} else {
 		c.sa = &unix.SockaddrInet4{Addr: cfg.Target.As4()}
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&c.rsa))
+		sa.Family, sa.Addr, c.rsaLen = unix.AF_INET, cfg.Target.As4(), unix.SizeofSockaddrInet4
 	}
 	if _, err := rand.Read(c.cookie[:]); err != nil {
 		unix.Close(fd)
@@ -156,6 +178,10 @@ func newConn(fd int, cfg Config, raw bool) (*Conn, error) {
 		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rawRcvBuf) != nil {
 			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rawRcvBuf)
 		}
+		// As iputils does, let the kernel drop what is surely not ours before it is queued:
+		// echo requests (our own among them, on loopback) and other processes' echo replies.
+		// Best effort: without the filter, rawPacket tells them apart all the same.
+		_ = attachFilter(fd, c.v6, c.id)
 	}
 	if cfg.TTL > 0 {
 		if err := setTTL(fd, c.v6, cfg.TTL); err != nil {
@@ -170,6 +196,11 @@ func newConn(fd int, cfg Config, raw bool) (*Conn, error) {
 		return nil, fmt.Errorf("icmpping: %w", err)
 	}
 	c.rc = rc
+	c.tryRead = func(fd uintptr) { c.rpkt, c.rgot, c.rerr = c.readOnce(int(fd)) }
+	c.pollRead = func(fd uintptr) bool {
+		c.rpkt, c.rgot, c.rerr = c.readOnce(int(fd))
+		return c.rgot || c.rerr != nil
+	}
 	return c, nil
 }
 
@@ -221,7 +252,7 @@ func (c *Conn) Send(ctx context.Context, seq int) (time.Time, error) {
 		for range 3 {
 			now = time.Now()
 			c.wbuf = marshalEcho(c.wbuf, c.v6, c.id, wireSeq(seq), now.UnixNano(), c.cookie, c.size)
-			if serr = unix.Sendto(int(fd), c.wbuf, 0, c.sa); !softErrno(serr) {
+			if serr = c.sendto(int(fd)); !softErrno(serr) {
 				break
 			}
 		}
@@ -297,6 +328,55 @@ func (c *Conn) Receive(ctx context.Context) (probe.Packet, error) {
 	}
 }
 
+// ReceiveBefore is Receive until deadline (the zero Time: none), read from the probe engine's
+// own goroutine when one probe is in flight at a time (probe.DeadlineReceiver): a reply that is
+// already queued, as on loopback it always is by the time Send returns, is read at once with no
+// goroutine to wake. The engine calls it with one ctx per run; the wake-up on ctx's end is set
+// up once for that ctx rather than on every call.
+func (c *Conn) ReceiveBefore(ctx context.Context, deadline time.Time) (probe.Packet, bool, error) {
+	if c.ctx != ctx {
+		if c.stopCtx != nil {
+			c.stopCtx()
+		}
+		c.ctx = ctx
+		c.stopCtx = context.AfterFunc(ctx, func() { _ = c.f.SetReadDeadline(aLongTimeAgo) })
+	}
+	if err := ctx.Err(); err != nil {
+		return probe.Packet{}, false, err
+	}
+	// The reply is most likely queued already: read it without touching the deadline (a
+	// runtime timer) or the poller.
+	c.rgot, c.rerr = false, nil
+	if err := c.rc.Control(c.tryRead); err != nil {
+		return probe.Packet{}, false, fmt.Errorf("icmpping: receive: %w", err)
+	}
+	if c.rerr != nil {
+		return probe.Packet{}, false, fmt.Errorf("icmpping: receive: %w", c.rerr)
+	}
+	if c.rgot {
+		return c.rpkt, true, nil
+	}
+	_ = c.f.SetReadDeadline(deadline)
+	// Checked after the deadline is set, so that ctx ending in between is not missed: the
+	// AfterFunc's deadline may have been overwritten by ours.
+	if err := ctx.Err(); err != nil {
+		return probe.Packet{}, false, err
+	}
+	err := c.rc.Read(c.pollRead)
+	pkt, rerr := c.rpkt, c.rerr // rc.Read returned without error only once pollRead got one
+	switch {
+	case ctx.Err() != nil:
+		return probe.Packet{}, false, ctx.Err()
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return probe.Packet{}, false, nil
+	case err != nil:
+		return probe.Packet{}, false, fmt.Errorf("icmpping: receive: %w", err)
+	case rerr != nil:
+		return probe.Packet{}, false, fmt.Errorf("icmpping: receive: %w", rerr)
+	}
+	return pkt, true, nil
+}
+
 // softErrno reports whether a read failed only because an ICMP error set the socket's pending
 // error (the detail is on the error queue, or comes as a message on a raw socket).
 func softErrno(err error) bool {
@@ -313,7 +393,7 @@ func softErrno(err error) bool {
 func (c *Conn) readOnce(fd int) (pkt probe.Packet, got bool, err error) {
 	for {
 		if !c.raw {
-			n, oobn, _, _, rerr := unix.Recvmsg(fd, c.rbuf, c.oob, unix.MSG_ERRQUEUE)
+			n, oobn, _, rerr := recvmsg(fd, c.rbuf, c.oob, unix.MSG_ERRQUEUE)
 			if rerr == nil {
 				if pkt, ok := c.errQueued(c.rbuf[:n], c.oob[:oobn]); ok {
 					return pkt, true, nil
@@ -324,7 +404,7 @@ func (c *Conn) readOnce(fd int) (pkt probe.Packet, got bool, err error) {
 				continue
 			}
 		}
-		n, oobn, _, from, rerr := unix.Recvmsg(fd, c.rbuf, c.oob, 0)
+		n, oobn, from, rerr := recvmsg(fd, c.rbuf, c.oob, 0)
 		switch {
 		case rerr == unix.EAGAIN:
 			return probe.Packet{}, false, nil
@@ -353,25 +433,122 @@ type cmsgs struct {
 
 func parseCmsgs(oob []byte) cmsgs {
 	var r cmsgs
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return r
-	}
-	for _, m := range msgs {
+	// Walked in place rather than with unix.ParseSocketControlMessage, which allocates a
+	// slice per read: every reply comes with a timestamp.
+	const align = int(unsafe.Sizeof(uintptr(0)))
+	for len(oob) >= unix.SizeofCmsghdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		n := int(h.Len)
+		if n < unix.SizeofCmsghdr || n > len(oob) {
+			break
+		}
+		data := oob[unix.SizeofCmsghdr:n]
 		switch {
-		case m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS:
-			if len(m.Data) >= int(unsafe.Sizeof(unix.Timespec{})) {
-				ts := *(*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
+		case h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_TIMESTAMPNS:
+			if len(data) >= int(unsafe.Sizeof(unix.Timespec{})) {
+				ts := *(*unix.Timespec)(unsafe.Pointer(&data[0]))
 				r.Time = time.Unix(int64(ts.Sec), int64(ts.Nsec))
 			}
-		case m.Header.Level == unix.SOL_IP && m.Header.Type == unix.IP_TTL,
-			m.Header.Level == unix.SOL_IPV6 && m.Header.Type == unix.IPV6_HOPLIMIT:
-			if len(m.Data) >= 4 {
-				r.TTL = int(int32(binary.NativeEndian.Uint32(m.Data)))
+		case h.Level == unix.SOL_IP && h.Type == unix.IP_TTL,
+			h.Level == unix.SOL_IPV6 && h.Type == unix.IPV6_HOPLIMIT:
+			if len(data) >= 4 {
+				r.TTL = int(int32(binary.NativeEndian.Uint32(data)))
 			}
 		}
+		next := (n + align - 1) &^ (align - 1)
+		if next >= len(oob) {
+			break
+		}
+		oob = oob[next:]
 	}
 	return r
+}
+
+// attachFilter installs a classic BPF program on a raw ICMP socket that drops echo requests
+// and echo replies whose identifier is not id, and passes everything else (the errors quoting
+// our probes among it). An IPv4 raw socket reads the IP header first; an ICMPv6 one does not.
+func attachFilter(fd int, v6 bool, id uint16) error {
+	request, reply := uint32(typeEchoRequest), uint32(typeEchoReply)
+	var header []bpf.Instruction
+	if v6 {
+		request, reply = type6EchoRequest, type6EchoReply
+		header = []bpf.Instruction{bpf.LoadConstant{Dst: bpf.RegX, Val: 0}}
+	} else {
+		header = []bpf.Instruction{bpf.LoadMemShift{Off: 0}} // X = the IPv4 header's length
+	}
+	prog := append(header,
+		bpf.LoadIndirect{Off: 0, Size: 1}, // the ICMP type
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: request, SkipTrue: 4},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: reply, SkipFalse: 2},
+		bpf.LoadIndirect{Off: 4, Size: 2}, // the echo identifier
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(id), SkipFalse: 1},
+		bpf.RetConstant{Val: 1 << 18},
+		bpf.RetConstant{Val: 0},
+	)
+	raw, err := bpf.Assemble(prog)
+	if err != nil {
+		return err
+	}
+	filter := make([]unix.SockFilter, len(raw))
+	for i, r := range raw {
+		filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+	}
+	return unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER,
+		&unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]})
+}
+
+// sendto sends c.wbuf to the target. It is unix.Sendto with the address encoded once, and with
+// RawSyscall, as the socket is non-blocking (see recvmsg): on loopback the whole echo, the
+// reply included, happens inside this call.
+func (c *Conn) sendto(fd int) error {
+	if len(c.wbuf) == 0 {
+		return unix.EINVAL
+	}
+	r, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&c.wbuf[0])), uintptr(len(c.wbuf)),
+		0, uintptr(unsafe.Pointer(&c.rsa)), uintptr(c.rsaLen))
+	if errno != 0 {
+		return errno
+	}
+	if int(r) != len(c.wbuf) {
+		return unix.EMSGSIZE
+	}
+	return nil
+}
+
+// fromString is fromString(a), remembered for the last a: every reply of a run comes from the
+// same address, and its printed form need not be allocated each time.
+func (c *Conn) fromString(a netip.Addr) string {
+	if a != c.lastFrom || c.lastFromStr == "" {
+		c.lastFrom, c.lastFromStr = a, fromString(a)
+	}
+	return c.lastFromStr
+}
+
+// recvmsg is unix.Recvmsg without its cost per read: x/sys asks the socket its protocol
+// (getsockopt SO_PROTOCOL) on every IPv4 or IPv6 read, and allocates the sender's Sockaddr.
+// A flood reads twice per probe, so that is a syscall and an allocation off the hot path.
+func recvmsg(fd int, p, oob []byte, flags int) (n, oobn int, from netip.Addr, err error) {
+	var rsa unix.RawSockaddrAny
+	iov := unix.Iovec{Base: &p[0]}
+	iov.SetLen(len(p))
+	msg := unix.Msghdr{Name: (*byte)(unsafe.Pointer(&rsa)), Namelen: unix.SizeofSockaddrAny, Iov: &iov, Iovlen: 1}
+	if len(oob) > 0 {
+		msg.Control = &oob[0]
+		msg.SetControllen(len(oob))
+	}
+	// The socket is non-blocking, so the call never waits: RawSyscall spares the scheduler's
+	// bookkeeping of a blocking call (and sysmon handing the P to another thread meanwhile).
+	r, _, errno := unix.RawSyscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
+	if errno != 0 {
+		return 0, 0, netip.Addr{}, errno
+	}
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		from = netip.AddrFrom4((*unix.RawSockaddrInet4)(unsafe.Pointer(&rsa)).Addr)
+	case unix.AF_INET6:
+		from = netip.AddrFrom16((*unix.RawSockaddrInet6)(unsafe.Pointer(&rsa)).Addr).Unmap()
+	}
+	return int(r), int(msg.Controllen), from, nil
 }
 
 func sockaddrAddr(sa unix.Sockaddr) netip.Addr {
@@ -398,7 +575,7 @@ func (c *Conn) ours(e echo, needCookie bool) int {
 // dgramPacket handles a datagram socket's read: an ICMP echo reply without IP header. The kernel
 // delivers only replies carrying the socket's identifier, which it chose, so the cookie is what
 // tells this run's replies from another socket's that happened to get the same one.
-func (c *Conn) dgramPacket(b, oob []byte, from unix.Sockaddr) (probe.Packet, bool) {
+func (c *Conn) dgramPacket(b, oob []byte, from netip.Addr) (probe.Packet, bool) {
 	typ := byte(typeEchoReply)
 	if c.v6 {
 		typ = type6EchoReply
@@ -413,7 +590,7 @@ func (c *Conn) dgramPacket(b, oob []byte, from unix.Sockaddr) (probe.Packet, boo
 	}
 	cm := parseCmsgs(oob)
 	return probe.Packet{Seq: seq, Kind: probe.KindReply, Time: cm.Time, Bytes: e.Len,
-		From: fromString(sockaddrAddr(from)), TTL: cm.TTL}, true
+		From: c.fromString(from), TTL: cm.TTL}, true
 }
 
 // errQueued handles a read from a datagram socket's error queue: the data is the echo request the
@@ -444,9 +621,9 @@ func (c *Conn) errQueued(b, oob []byte) (probe.Packet, bool) {
 // rawPacket handles a raw socket's read: every ICMP message the host receives (with the IPv4
 // header for IPv4). Replies must carry our identifier and cookie; errors must quote a request with
 // our identifier, to our target, and our cookie when the quote is long enough to hold it.
-func (c *Conn) rawPacket(b, oob []byte, from unix.Sockaddr) (probe.Packet, bool) {
+func (c *Conn) rawPacket(b, oob []byte, from netip.Addr) (probe.Packet, bool) {
 	cm := parseCmsgs(oob)
-	src := sockaddrAddr(from)
+	src := from
 	icmp := b
 	if !c.v6 {
 		ip, rest, err := splitIPv4(b)
@@ -474,7 +651,7 @@ func (c *Conn) rawPacket(b, oob []byte, from unix.Sockaddr) (probe.Packet, bool)
 			return probe.Packet{}, false
 		}
 		return probe.Packet{Seq: seq, Kind: probe.KindReply, Time: cm.Time, Bytes: e.Len,
-			From: fromString(src), TTL: cm.TTL}, true
+			From: c.fromString(src), TTL: cm.TTL}, true
 	}
 	q, err := parseQuotedError(icmp, c.v6)
 	if err != nil || q.Echo.ID != c.id || q.Dst.Unmap() != c.target {

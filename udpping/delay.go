@@ -1,11 +1,12 @@
 package udpping
 
 import (
-	"container/heap"
 	"net"
 	"net/netip"
 	"sync"
 	"time"
+
+	"golang.org/x/net/ipv4"
 )
 
 // A delayQueue holds delayed replies and sends each when it is due, from one goroutine, so that
@@ -58,7 +59,7 @@ func (q *delayQueue) push(due time.Time, to netip.AddrPort, data []byte, st *Cli
 	*bp = append((*bp)[:0], data...)
 	q.mu.Lock()
 	q.seq++
-	heap.Push(&q.h, &delayedReply{due: due, seq: q.seq, to: to, data: *bp, buf: bp, st: st})
+	q.h.push(delayedReply{due: due, seq: q.seq, to: to, data: *bp, buf: bp, st: st})
 	q.bytes += len(data)
 	first := q.h[0].seq == q.seq
 	q.mu.Unlock()
@@ -72,28 +73,41 @@ func (q *delayQueue) push(due time.Time, to netip.AddrPort, data []byte, st *Cli
 
 func (q *delayQueue) stop() { close(q.done) }
 
+// delayBatch is how many due replies run sends in one sendmmsg.
+const delayBatch = 64
+
 // run sends replies as they fall due until stop is called; what is still queued then is dropped.
 func (q *delayQueue) run() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	// The replies due are sent together (sendmmsg), up to delayBatch at once: under load a
+	// timer's wake-up finds many due, and sending them one by one cost the server a tenth of
+	// its throughput (issue 8).
+	out := newEchoBatch(ipv4.NewPacketConn(q.conn), q.sent, delayBatch)
+	due := make([]delayedReply, 0, delayBatch)
 	for {
 		q.mu.Lock()
-		var next *delayedReply
 		wait := time.Hour
-		if len(q.h) > 0 {
-			if wait = time.Until(q.h[0].due); wait <= 0 {
-				next = heap.Pop(&q.h).(*delayedReply)
-				q.bytes -= len(next.data)
+		now := time.Now()
+		for len(q.h) > 0 && len(due) < delayBatch {
+			if wait = q.h[0].due.Sub(now); wait > 0 {
+				break
 			}
+			next := q.h.pop()
+			q.bytes -= len(next.data)
+			due = append(due, next)
 		}
 		q.mu.Unlock()
-		if next != nil {
-			// Counted before it is sent, so that the count never trails what the client saw.
-			q.sent(next.st, 1)
-			if _, err := q.conn.WriteToUDPAddrPort(next.data, next.to); err != nil {
-				q.sent(next.st, -1)
+		if len(due) > 0 {
+			for _, next := range due {
+				out.add(next.data, next.to, next.st)
 			}
-			q.pool.Put(next.buf)
+			out.flush()
+			for i, next := range due {
+				q.pool.Put(next.buf)
+				due[i] = delayedReply{}
+			}
+			due = due[:0]
 			continue
 		}
 		timer.Reset(wait)
@@ -106,21 +120,51 @@ func (q *delayQueue) run() {
 	}
 }
 
-type replyHeap []*delayedReply
+// replyHeap is a min-heap of replies by due time (then arrival), held by value so that a
+// delayed reply costs no allocation of its own (container/heap would box each one).
+type replyHeap []delayedReply
 
-func (h replyHeap) Len() int { return len(h) }
-func (h replyHeap) Less(i, j int) bool {
+func (h replyHeap) less(i, j int) bool {
 	if !h[i].due.Equal(h[j].due) {
 		return h[i].due.Before(h[j].due)
 	}
 	return h[i].seq < h[j].seq
 }
-func (h replyHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *replyHeap) Push(x any)   { *h = append(*h, x.(*delayedReply)) }
-func (h *replyHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	return x
+
+func (h *replyHeap) push(r delayedReply) {
+	*h = append(*h, r)
+	a := *h
+	for i := len(a) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !a.less(i, parent) {
+			break
+		}
+		a[i], a[parent] = a[parent], a[i]
+		i = parent
+	}
+}
+
+// pop removes and returns the reply due first; the heap must not be empty.
+func (h *replyHeap) pop() delayedReply {
+	a := *h
+	n := len(a) - 1
+	a[0], a[n] = a[n], a[0]
+	for i := 0; ; {
+		child := 2*i + 1
+		if child >= n {
+			break
+		}
+		if child+1 < n && a.less(child+1, child) {
+			child++
+		}
+		if !a.less(child, i) {
+			break
+		}
+		a[i], a[child] = a[child], a[i]
+		i = child
+	}
+	r := a[n]
+	a[n] = delayedReply{}
+	*h = a[:n]
+	return r
 }

@@ -112,7 +112,7 @@ func clientFlags(defaultSize int) []cli.Flag {
 		&cli.StringFlag{Name: "csv", Usage: "write one row per probe to `FILE` as it happens"},
 		&cli.StringFlag{Name: "plot", Usage: "draw the run to `FILE` at its end (.svg, .png or .pdf)"}, // issue 7
 		// issue 8: the load modes a benchmark or an instructor stressing a server uses.
-		&cli.BoolFlag{Name: "flood", Aliases: []string{"f"}, Usage: "flood as ping -f: the next probe as soon as the last is answered, at least every 10 ms; a dot per probe, a backspace per reply"},
+		&cli.BoolFlag{Name: "flood", Aliases: []string{"f"}, Usage: "flood as ping -f: the next probe as soon as the last is answered, at least every 10 ms; a dot per probe, erased by its reply"},
 		&cli.IntFlag{Name: "window", Usage: "keep `N` probes in flight (without -i: back to back; with -i: at most N outstanding)"},
 	}
 }

@@ -56,3 +56,33 @@ func BenchmarkRun(b *testing.B) {
 		})
 	}
 }
+
+// syncLoop is loopTransport read from the engine's goroutine (DeadlineReceiver), as the ICMP
+// transport is in a flood.
+type syncLoop struct{ loopTransport }
+
+func (l syncLoop) ReceiveBefore(ctx context.Context, deadline time.Time) (Packet, bool, error) {
+	select {
+	case seq := <-l.ch:
+		return Packet{Seq: seq, Kind: KindReply, Bytes: 64, From: "127.0.0.1:12000"}, true, nil
+	default:
+		return Packet{}, false, nil
+	}
+}
+
+// BenchmarkRunSync is BenchmarkRun's flood with the engine reading too: no goroutine hand-off.
+func BenchmarkRunSync(b *testing.B) {
+	t := syncLoop{loopTransport{ch: make(chan int, 64)}}
+	replies := 0
+	b.ReportAllocs()
+	if _, err := Run(context.Background(), t, Options{Count: b.N, Flood: true}, func(ev Event) {
+		if ev.Type == EventReply {
+			replies++
+		}
+	}); err != nil {
+		b.Fatal(err)
+	}
+	if replies != b.N {
+		b.Fatalf("%d replies to %d probes", replies, b.N)
+	}
+}

@@ -24,6 +24,18 @@ type Transport interface {
 	Receive(ctx context.Context) (Packet, error)
 }
 
+// A DeadlineReceiver is a Transport that can also be read from the engine's own goroutine until
+// a deadline. When one probe at a time is in flight (stop-and-wait, ping -f), Run then sends and
+// reads from one goroutine, as iputils ping does, and a reply that is already there (on loopback
+// it always is) costs no hand-off between goroutines: that is what floods fast. Run never calls
+// Receive and ReceiveBefore on the same run.
+type DeadlineReceiver interface {
+	Transport
+	// ReceiveBefore is Receive that gives up at deadline (the zero Time: never) and returns
+	// got false then. It returns soon after ctx is done, with ctx.Err().
+	ReceiveBefore(ctx context.Context, deadline time.Time) (p Packet, got bool, err error)
+}
+
 // Kind says what a Packet is.
 type Kind uint8
 

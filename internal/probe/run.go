@@ -89,9 +89,17 @@ type engine struct {
 
 func (e *engine) run(ctx context.Context) (Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
+	// One probe in flight at a time: the engine reads too, when the transport can give up at a
+	// deadline. Otherwise a goroutine reads while this one sends.
+	dr, sync := e.t.(DeadlineReceiver)
+	sync = sync && e.opts.Interval == 0 && e.opts.Window <= 1
 	rx := make(chan received)
 	done := make(chan struct{})
-	go e.receive(ctx, rx, done)
+	if sync {
+		close(done)
+	} else {
+		go e.receive(ctx, rx, done)
+	}
 	defer func() {
 		cancel()
 		<-done
@@ -123,6 +131,19 @@ func (e *engine) run(ctx context.Context) (Result, error) {
 			return e.result(), nil
 		}
 		wake, ok := e.nextWake(end)
+		if sync {
+			// wake is the zero Time when there is nothing to wake for: ReceiveBefore waits.
+			p, got, err := dr.ReceiveBefore(ctx, wake)
+			switch {
+			case ctx.Err() != nil:
+				return e.result(), nil
+			case err != nil:
+				return e.result(), fmt.Errorf("probe: receive: %w", err)
+			case got:
+				e.handle(p)
+			}
+			continue
+		}
 		var tc <-chan time.Time
 		if ok {
 			timer.Reset(max(wake.Sub(now), 0))

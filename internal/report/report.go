@@ -42,8 +42,8 @@ type Options struct {
 	// means the renderer's writer, except for JSON, which then writes no status at all so
 	// that its output stays one JSON object.
 	StatusWriter io.Writer
-	// Flood (-f) prints, as iputils ping -f does, a dot for every probe sent and a backspace
-	// for every reply (an E for an error) instead of a line per probe, so what stays on the
+	// Flood (-f) prints, as iputils ping -f does, a dot for every probe sent, erased by its
+	// reply ("\b \b"; an E for an error), instead of a line per probe, so what stays on the
 	// terminal is one dot per probe lost. Text format only.
 	Flood bool
 }
@@ -103,17 +103,6 @@ func (o *out) init(w io.Writer, opts Options) {
 	o.w, o.status = w, w
 	if opts.StatusWriter != nil {
 		o.status = opts.StatusWriter
-	}
-}
-
-// write writes s as it is: the flood's dots go through here, one write per event as iputils
-// does, without fmt's cost.
-func (o *out) write(s string) {
-	if o.err != nil || o.w == nil {
-		return
-	}
-	if _, err := io.WriteString(o.w, s); err != nil {
-		o.err = fmt.Errorf("report: write: %w", err)
 	}
 }
 

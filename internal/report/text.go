@@ -1,8 +1,10 @@
 package report
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pinglab/pinglab/internal/probe"
 	"github.com/pinglab/pinglab/internal/stats"
@@ -16,7 +18,16 @@ type text struct {
 	out
 	opts Options
 	h    Header
+	// A flood's marks wait in dots until floodFlush passed since the last write, so that a
+	// flood of 100k probes a second costs a write per batch, not two per probe; what stays on
+	// the terminal is the same.
+	dots      []byte
+	lastFlush time.Time
 }
+
+// floodFlush is how long a flood's marks may wait before they are written: less than a
+// terminal's frame, and ping -f's 10 ms between probes when none is answered.
+const floodFlush = 10 * time.Millisecond
 
 func (t *text) Start(h Header) {
 	t.mu.Lock()
@@ -78,16 +89,32 @@ func (t *text) Event(ev probe.Event) {
 	}
 }
 
-// flood prints ping -f's marks: "." when a probe leaves, a backspace over it when its reply
-// comes, "\bE" when an error does.
+// flood prints ping -f's marks as iputils does: "." when a probe leaves, "\b \b" (erasing it)
+// when its reply comes, "\bE" when an error does.
 func (t *text) flood(ev probe.Event) {
 	switch ev.Type {
 	case probe.EventSent:
-		t.write(".")
+		t.dots = append(t.dots, '.')
 	case probe.EventReply:
-		t.write("\b")
+		t.dots = append(t.dots, '\b', ' ', '\b') // as iputils: the dot is erased, not just backed over
 	case probe.EventError:
-		t.write("\bE")
+		t.dots = append(t.dots, '\b', 'E')
+	default:
+		return
+	}
+	if now := time.Now(); now.Sub(t.lastFlush) >= floodFlush || len(t.dots) >= 4096 {
+		t.lastFlush = now
+		t.flushDots()
+	}
+}
+
+// flushDots writes the flood's marks that wait.
+func (t *text) flushDots() {
+	if len(t.dots) > 0 && t.err == nil && t.w != nil {
+		if _, err := t.w.Write(t.dots); err != nil {
+			t.err = fmt.Errorf("report: write: %w", err)
+		}
+		t.dots = t.dots[:0]
 	}
 }
 
@@ -114,6 +141,7 @@ func seqField(proto string) string {
 func (t *text) Status(s stats.Summary) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.flushDots()
 	t.fprintf(t.status, "%s\n", statusLine(s))
 }
 
@@ -136,6 +164,7 @@ func statusLine(s stats.Summary) string {
 func (t *text) Finish(s stats.Summary, r probe.Result) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.flushDots()
 	name := "ping statistics"
 	if t.h.Proto != "icmp" && t.h.Proto != "" {
 		name = strings.ToLower(t.h.Proto) + " " + name
