@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -33,69 +32,16 @@ type namespace struct {
 
 func newNamespace(t *testing.T, role string) *namespace {
 	t.Helper()
-	testutil.RequireRoot(t)
 	name := fmt.Sprintf("icmpping-%d-%s", os.Getpid(), role)
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		testutil.SkipOrFail(t, "no network namespaces here: %v", err)
-	}
-	defer orig.Close()
-	_ = netns.DeleteNamed(name) // a leftover of a crashed run with this pid
-	h, err := netns.NewNamed(name)
-	if serr := netns.Set(orig); serr != nil {
-		panic("icmpping test: cannot return to the original network namespace: " + serr.Error())
-	}
-	if err != nil {
-		testutil.SkipOrFail(t, "cannot create a network namespace: %v", err)
-	}
-	ns := &namespace{name: name, h: h}
-	t.Cleanup(func() {
-		h.Close()
-		_ = netns.DeleteNamed(name)
-	})
-	ns.link(t, func(nh *netlink.Handle) error {
-		lo, err := nh.LinkByName("lo")
-		if err != nil {
-			return err
-		}
-		return nh.LinkSetUp(lo)
-	})
-	return ns
+	return &namespace{name: name, h: testutil.NewNetns(t, name)}
 }
 
 // do runs fn on a thread inside the namespace: sockets fn opens and processes it starts live there.
-func (ns *namespace) do(t *testing.T, fn func()) {
-	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer orig.Close()
-	if err := netns.Set(ns.h); err != nil {
-		t.Fatalf("enter %s: %v", ns.name, err)
-	}
-	defer func() {
-		if err := netns.Set(orig); err != nil {
-			panic("icmpping test: cannot return to the original network namespace: " + err.Error())
-		}
-	}()
-	fn()
-}
+func (ns *namespace) do(t *testing.T, fn func()) { t.Helper(); testutil.InNetns(t, ns.h, fn) }
 
 func (ns *namespace) link(t *testing.T, fn func(*netlink.Handle) error) {
 	t.Helper()
-	nh, err := netlink.NewHandleAt(ns.h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nh.Close()
-	if err := fn(nh); err != nil {
-		t.Fatalf("%s: %v", ns.name, err)
-	}
+	testutil.WithNetlink(t, ns.h, fn)
 }
 
 func (ns *namespace) sysctl(t *testing.T, path, value string) {

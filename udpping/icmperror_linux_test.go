@@ -30,35 +30,8 @@ type testNS struct {
 
 func newTestNS(t *testing.T, role string) *testNS {
 	t.Helper()
-	testutil.RequireRoot(t)
 	name := fmt.Sprintf("udppingtest%d-%s", os.Getpid(), role)
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		testutil.SkipOrFail(t, "no network namespaces here: %v", err)
-	}
-	defer orig.Close()
-	_ = netns.DeleteNamed(name) // a leftover of a crashed run with this pid
-	h, err := netns.NewNamed(name)
-	if serr := netns.Set(orig); serr != nil {
-		panic("udpping test: cannot return to the original network namespace: " + serr.Error())
-	}
-	if err != nil {
-		testutil.SkipOrFail(t, "cannot create a network namespace: %v", err)
-	}
-	ns := &testNS{name: name, h: h}
-	t.Cleanup(func() {
-		h.Close()
-		_ = netns.DeleteNamed(name)
-	})
-	ns.link(t, func(nh *netlink.Handle) error {
-		lo, err := nh.LinkByName("lo")
-		if err != nil {
-			return err
-		}
-		return nh.LinkSetUp(lo)
-	})
+	ns := &testNS{name: name, h: testutil.NewNetns(t, name)}
 	// The kernel's own errors, which the comparisons send several of, must not be rate limited.
 	ns.do(t, func() {
 		for _, p := range []string{"net/ipv4/icmp_ratelimit", "net/ipv6/icmp/ratelimit"} {
@@ -71,36 +44,11 @@ func newTestNS(t *testing.T, role string) *testNS {
 }
 
 // do runs fn on a thread inside the namespace: the sockets fn opens live there.
-func (ns *testNS) do(t *testing.T, fn func()) {
-	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer orig.Close()
-	if err := netns.Set(ns.h); err != nil {
-		t.Fatalf("enter %s: %v", ns.name, err)
-	}
-	defer func() {
-		if err := netns.Set(orig); err != nil {
-			panic("udpping test: cannot return to the original network namespace: " + err.Error())
-		}
-	}()
-	fn()
-}
+func (ns *testNS) do(t *testing.T, fn func()) { t.Helper(); testutil.InNetns(t, ns.h, fn) }
 
 func (ns *testNS) link(t *testing.T, fn func(*netlink.Handle) error) {
 	t.Helper()
-	nh, err := netlink.NewHandleAt(ns.h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nh.Close()
-	if err := fn(nh); err != nil {
-		t.Fatalf("%s: %v", ns.name, err)
-	}
+	testutil.WithNetlink(t, ns.h, fn)
 }
 
 // An icmpEnv is where a client and a server run: both on one namespace's loopback, or each in

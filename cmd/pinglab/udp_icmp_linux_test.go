@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -22,40 +21,7 @@ import (
 // The ICMP error tests run there: their raw sockets then see only the test's traffic.
 func newUDPTestNS(t *testing.T) netns.NsHandle {
 	t.Helper()
-	testutil.RequireRoot(t)
-	name := fmt.Sprintf("udppingtest%d-cmd", os.Getpid())
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		testutil.SkipOrFail(t, "no network namespaces here: %v", err)
-	}
-	defer orig.Close()
-	_ = netns.DeleteNamed(name) // a leftover of a crashed run with this pid
-	h, err := netns.NewNamed(name)
-	if serr := netns.Set(orig); serr != nil {
-		panic("pinglab test: cannot return to the original network namespace: " + serr.Error())
-	}
-	if err != nil {
-		testutil.SkipOrFail(t, "cannot create a network namespace: %v", err)
-	}
-	t.Cleanup(func() {
-		h.Close()
-		_ = netns.DeleteNamed(name)
-	})
-	nh, err := netlink.NewHandleAt(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nh.Close()
-	lo, err := nh.LinkByName("lo")
-	if err == nil {
-		err = nh.LinkSetUp(lo)
-	}
-	if err != nil {
-		t.Fatalf("%s: set lo up: %v", name, err)
-	}
-	return h
+	return testutil.NewNetns(t, fmt.Sprintf("udppingtest%d-cmd", os.Getpid()))
 }
 
 // inNS runs fn in a goroutine on a thread inside ns, without CAP_NET_RAW when noRaw, and waits
