@@ -1,7 +1,10 @@
 package main
 
 import (
+	"fmt"
+	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pinglab/pinglab/internal/pingmsg"
@@ -67,4 +70,55 @@ func delayWords(delay, jitter time.Duration) string {
 		d += " ± " + jitter.String()
 	}
 	return d
+}
+
+// A clientRow is one client's line of a server's table: its name and its counts.
+type clientRow struct {
+	name   string
+	counts []int
+}
+
+// clientName names a client in a server's table; the zero address stands for the clients that
+// came after the table was full.
+func clientName[A interface {
+	IsValid() bool
+	String() string
+}](a A) string {
+	if !a.IsValid() {
+		return "(other clients)"
+	}
+	return a.String()
+}
+
+// writeClientTable prints a server's table on Ctrl-C: a row per client, then the total, each
+// column as wide as its heading (at least 8).
+func writeClientTable(w io.Writer, proto string, cols []string, rows []clientRow) {
+	width := len("total")
+	for _, r := range rows {
+		width = max(width, len(r.name))
+	}
+	line := func(name string, cells []string) {
+		var b strings.Builder
+		fmt.Fprintf(&b, "%-*s", width, name)
+		for i, c := range cells {
+			fmt.Fprintf(&b, "  %*s", max(len(cols[i]), 8), c)
+		}
+		fmt.Fprintln(w, b.String())
+	}
+	fmt.Fprintf(w, "\n--- %s server statistics ---\n", proto)
+	line("client", cols)
+	total := make([]int, len(cols))
+	for _, r := range rows {
+		cells := make([]string, len(r.counts))
+		for i, n := range r.counts {
+			cells[i] = strconv.Itoa(n)
+			total[i] += n
+		}
+		line(r.name, cells)
+	}
+	cells := make([]string, len(total))
+	for i, n := range total {
+		cells[i] = strconv.Itoa(n)
+	}
+	line("total", cells)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -190,29 +189,11 @@ func tcpEventLine(e tcpping.Event) string {
 
 // writeTCPTable prints, per client host, its connections and what became of its messages.
 func writeTCPTable(w io.Writer, clients []tcpping.ClientStats) {
-	name := func(a netip.Addr) string {
-		if !a.IsValid() {
-			return "(other clients)"
-		}
-		return a.String()
+	rows := make([]clientRow, len(clients))
+	for i, st := range clients {
+		rows[i] = clientRow{clientName(st.Addr), []int{st.Conns, st.Refused, st.Received, st.Echoed, st.Dropped}}
 	}
-	width := len("total")
-	for _, st := range clients {
-		width = max(width, len(name(st.Addr)))
-	}
-	var total tcpping.ClientStats
-	const row = "%-*s  %11d  %8d  %8d  %8d  %8d\n"
-	fmt.Fprintf(w, "\n--- tcp server statistics ---\n%-*s  %11s  %8s  %8s  %8s  %8s\n", width, "client",
-		"connections", "refused", "received", "echoed", "dropped")
-	for _, st := range clients {
-		fmt.Fprintf(w, row, width, name(st.Addr), st.Conns, st.Refused, st.Received, st.Echoed, st.Dropped)
-		total.Conns += st.Conns
-		total.Refused += st.Refused
-		total.Received += st.Received
-		total.Echoed += st.Echoed
-		total.Dropped += st.Dropped
-	}
-	fmt.Fprintf(w, row, width, "total", total.Conns, total.Refused, total.Received, total.Echoed, total.Dropped)
+	writeClientTable(w, "tcp", []string{"connections", "refused", "received", "echoed", "dropped"}, rows)
 }
 
 func tcpPingCommand() *cli.Command {

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -150,26 +149,11 @@ func logLine(m udpping.Message) string {
 
 // writeServerTable prints what each client sent and what became of it.
 func writeServerTable(w io.Writer, clients []udpping.ClientStats) {
-	name := func(a netip.AddrPort) string {
-		if !a.IsValid() {
-			return "(other clients)"
-		}
-		return a.String()
+	rows := make([]clientRow, len(clients))
+	for i, st := range clients {
+		rows[i] = clientRow{clientName(st.Addr), []int{st.Received, st.Echoed, st.Dropped, st.Errors}}
 	}
-	width := len("total")
-	for _, st := range clients {
-		width = max(width, len(name(st.Addr)))
-	}
-	var total udpping.ClientStats
-	fmt.Fprintf(w, "\n--- udp server statistics ---\n%-*s  %8s  %8s  %8s  %8s\n", width, "client", "received", "echoed", "dropped", "errors")
-	for _, st := range clients {
-		fmt.Fprintf(w, "%-*s  %8d  %8d  %8d  %8d\n", width, name(st.Addr), st.Received, st.Echoed, st.Dropped, st.Errors)
-		total.Received += st.Received
-		total.Echoed += st.Echoed
-		total.Dropped += st.Dropped
-		total.Errors += st.Errors
-	}
-	fmt.Fprintf(w, "%-*s  %8d  %8d  %8d  %8d\n", width, "total", total.Received, total.Echoed, total.Dropped, total.Errors)
+	writeClientTable(w, "udp", []string{"received", "echoed", "dropped", "errors"}, rows)
 }
 
 func udpPingCommand() *cli.Command {
