@@ -11,6 +11,8 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+
+	"github.com/pinglab/pinglab/internal/report"
 )
 
 // RenderComparison draws several runs in format ("svg", "png" or "pdf") to w, so that
@@ -72,7 +74,7 @@ func comparePlots(runs []Series) (overTime, cdf, loss *plot.Plot) {
 	maxRTT := 0.0
 	for _, s := range runs {
 		for _, p := range s.Points {
-			if p.Status == StatusReply {
+			if p.Status == report.StatusReply {
 				maxRTT = math.Max(maxRTT, ms(p.RTT))
 			}
 		}
@@ -95,11 +97,11 @@ func comparePlots(runs []Series) (overTime, cdf, loss *plot.Plot) {
 		for _, p := range s.Points {
 			x := p.Sent.Sub(start).Seconds()
 			switch p.Status {
-			case StatusReply:
+			case report.StatusReply:
 				line = append(line, plotter.XY{X: x, Y: ms(p.RTT)})
 				// The log scale has no 0: a reply faster than a microsecond is drawn at 1 µs.
 				rtts = append(rtts, math.Max(ms(p.RTT), 0.001))
-			case StatusTimeout, StatusLost:
+			case report.StatusTimeout, report.StatusLost:
 				lost = append(lost, plotter.XY{X: x, Y: lostY(i)})
 			}
 		}

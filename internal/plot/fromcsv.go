@@ -15,7 +15,7 @@ func FromRun(run report.Run, label string) Series {
 	}
 	s := Series{Label: label, Proto: run.Proto, Target: run.Target, Points: make([]Point, 0, len(run.Rows))}
 	for _, row := range run.Rows {
-		s.Points = append(s.Points, Point{Seq: row.Seq, Sent: row.Sent, Status: string(row.Status), RTT: row.RTT})
+		s.Points = append(s.Points, Point{Seq: row.Seq, Sent: row.Sent, Status: row.Status, RTT: row.RTT})
 	}
 	return s
 }

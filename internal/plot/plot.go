@@ -23,19 +23,8 @@ import (
 	"gonum.org/v1/plot/vg/vgsvg"
 
 	"github.com/pinglab/pinglab/internal/probe"
+	"github.com/pinglab/pinglab/internal/report"
 	"github.com/pinglab/pinglab/internal/stats"
-)
-
-// The statuses of a Point, as the CSV names them.
-const (
-	StatusReply     = "reply"
-	StatusTimeout   = "timeout"
-	StatusLost      = "lost"
-	StatusError     = "error"
-	StatusDuplicate = "duplicate"
-	StatusLate      = "late"
-	// StatusUnanswered is a probe sent and still unanswered when the run ended.
-	StatusUnanswered = "unanswered"
 )
 
 // A Point is one outcome of one probe: its reply, its loss, an ICMP error for it, a duplicate
@@ -45,8 +34,8 @@ type Point struct {
 	Seq int
 	// Sent is when the probe left.
 	Sent time.Time
-	// Status is one of the Status constants.
-	Status string
+	// Status is what became of it, as the CSV records it.
+	Status report.Status
 	// RTT is set for replies, duplicates and late replies.
 	RTT time.Duration
 }
@@ -108,23 +97,11 @@ func (s Series) Summary() stats.Summary {
 			sent[p.Seq] = true
 			st.Add(probe.Event{Type: probe.EventSent, Seq: p.Seq, Sent: p.Sent, At: p.Sent})
 		}
-		ev := probe.Event{Seq: p.Seq, Sent: p.Sent, At: p.Sent.Add(p.RTT), RTT: p.RTT}
-		switch p.Status {
-		case StatusReply:
-			ev.Type = probe.EventReply
-		case StatusTimeout:
-			ev.Type = probe.EventTimeout
-		case StatusLost:
-			ev.Type = probe.EventLost
-		case StatusError:
-			ev.Type = probe.EventError
-		case StatusDuplicate:
-			ev.Type = probe.EventDuplicate
-		case StatusLate:
-			ev.Type = probe.EventLate
-		default:
+		typ, ok := p.Status.EventType()
+		if !ok {
 			continue
 		}
+		ev := probe.Event{Type: typ, Seq: p.Seq, Sent: p.Sent, At: p.Sent.Add(p.RTT), RTT: p.RTT}
 		st.Add(ev)
 	}
 	// Probes that left but had no outcome yet count as sent, as the live run counted them.
@@ -178,7 +155,7 @@ func FromEvent(ev probe.Event) (p Point, ok bool) {
 	default:
 		return Point{}, false
 	}
-	p.Status = ev.Type.String()
+	p.Status = report.Status(ev.Type.String())
 	return p, true
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/pinglab/pinglab/internal/probe"
+	"github.com/pinglab/pinglab/internal/report"
 	"github.com/pinglab/pinglab/udpping"
 )
 
@@ -63,7 +64,7 @@ func loopbackRun(t *testing.T, count int, drop float64, noServer bool) Series {
 }
 
 // countStatus counts the points with one of statuses.
-func countStatus(s Series, statuses ...string) int {
+func countStatus(s Series, statuses ...report.Status) int {
 	n := 0
 	for _, p := range s.Points {
 		for _, st := range statuses {
@@ -113,11 +114,11 @@ func marks(points int) int {
 func TestRunFigure(t *testing.T) {
 	drop := loopbackRun(t, 60, 0.2, false)
 	unreachable := loopbackRun(t, 5, 0, true)
-	lost := countStatus(drop, StatusTimeout, StatusLost)
+	lost := countStatus(drop, report.StatusTimeout, report.StatusLost)
 	if lost == 0 || lost == 60 {
 		t.Fatalf("a seeded 20%% drop lost %d of 60 probes; the figure would show no mix", lost)
 	}
-	if got := countStatus(unreachable, StatusError); got != 5 {
+	if got := countStatus(unreachable, report.StatusError); got != 5 {
 		t.Fatalf("no server: %d errors of 5 probes (points %+v)", got, unreachable.Points)
 	}
 	for _, tc := range []struct {
@@ -137,9 +138,9 @@ func TestRunFigure(t *testing.T) {
 				"reply line": n["stroke:"+hex(ReplyColor)],
 			}
 			want := map[string]int{
-				"lost":       marks(countStatus(tc.s, StatusTimeout, StatusLost)),
-				"error":      marks(countStatus(tc.s, StatusError)),
-				"reply line": 2 * min(1, countStatus(tc.s, StatusReply)),
+				"lost":       marks(countStatus(tc.s, report.StatusTimeout, report.StatusLost)),
+				"error":      marks(countStatus(tc.s, report.StatusError)),
+				"reply line": 2 * min(1, countStatus(tc.s, report.StatusReply)),
 			}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("marks in the SVG (-want +got):\n%s", diff)
@@ -190,7 +191,7 @@ func TestComparison(t *testing.T) {
 	}
 	n := svgPaths(svg.Bytes())
 	for i, s := range runs {
-		lost := countStatus(s, StatusTimeout, StatusLost)
+		lost := countStatus(s, report.StatusTimeout, report.StatusLost)
 		got := map[string]int{
 			// The RTT line and the CDF line, and each one's legend sample.
 			"series": n["stroke:"+hex(RunColor(i))],
@@ -205,7 +206,7 @@ func TestComparison(t *testing.T) {
 			t.Errorf("the SVG does not label run %q", s.Label)
 		}
 	}
-	if countStatus(runs[1], StatusTimeout) == 0 {
+	if countStatus(runs[1], report.StatusTimeout) == 0 {
 		t.Error("the seeded 20% drop lost nothing: the lost marks were not tested")
 	}
 	if got := n["stroke:"+hex(RunColor(len(runs)))]; got != 0 {
@@ -268,15 +269,15 @@ func synthetic() Series {
 	return Series{
 		Label: "synthetic", Proto: "udp", Target: "127.0.0.1:12000",
 		Points: []Point{
-			{Seq: 1, Sent: at(1), Status: StatusReply, RTT: 1200 * time.Microsecond},
-			{Seq: 2, Sent: at(2), Status: StatusReply, RTT: 800 * time.Microsecond},
-			{Seq: 3, Sent: at(3), Status: StatusTimeout},
-			{Seq: 2, Sent: at(2), Status: StatusDuplicate, RTT: 900 * time.Microsecond},
-			{Seq: 4, Sent: at(4), Status: StatusError},
-			{Seq: 3, Sent: at(3), Status: StatusLate, RTT: 1500 * time.Millisecond},
-			{Seq: 5, Sent: at(5), Status: StatusReply, RTT: 2 * time.Millisecond},
-			{Seq: 6, Sent: at(6), Status: StatusLost},
-			{Seq: 7, Sent: at(7), Status: StatusUnanswered},
+			{Seq: 1, Sent: at(1), Status: report.StatusReply, RTT: 1200 * time.Microsecond},
+			{Seq: 2, Sent: at(2), Status: report.StatusReply, RTT: 800 * time.Microsecond},
+			{Seq: 3, Sent: at(3), Status: report.StatusTimeout},
+			{Seq: 2, Sent: at(2), Status: report.StatusDuplicate, RTT: 900 * time.Microsecond},
+			{Seq: 4, Sent: at(4), Status: report.StatusError},
+			{Seq: 3, Sent: at(3), Status: report.StatusLate, RTT: 1500 * time.Millisecond},
+			{Seq: 5, Sent: at(5), Status: report.StatusReply, RTT: 2 * time.Millisecond},
+			{Seq: 6, Sent: at(6), Status: report.StatusLost},
+			{Seq: 7, Sent: at(7), Status: report.StatusUnanswered},
 		},
 	}
 }
@@ -295,9 +296,9 @@ func TestRecorder(t *testing.T) {
 		r.Event(ev)
 	}
 	want := Series{Label: "h", Proto: "udp", Target: "h", Sent: 3, Points: []Point{
-		{Seq: 1, Sent: t0, Status: StatusReply, RTT: time.Millisecond},
-		{Seq: 2, Sent: t0, Status: StatusTimeout},
-		{Seq: 2, Sent: t0, Status: StatusLate, RTT: 2 * time.Second},
+		{Seq: 1, Sent: t0, Status: report.StatusReply, RTT: time.Millisecond},
+		{Seq: 2, Sent: t0, Status: report.StatusTimeout},
+		{Seq: 2, Sent: t0, Status: report.StatusLate, RTT: 2 * time.Second},
 	}}
 	got := r.Series()
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -313,7 +314,7 @@ func TestRecorder(t *testing.T) {
 func TestTable(t *testing.T) {
 	s := synthetic()
 	empty := Series{Label: "all lost", Proto: "tcp", Target: "[::1]:12000", Points: []Point{
-		{Seq: 1, Sent: time.Unix(1, 0), Status: StatusTimeout},
+		{Seq: 1, Sent: time.Unix(1, 0), Status: report.StatusTimeout},
 	}}
 	for _, format := range TableFormats {
 		t.Run(format, func(t *testing.T) {

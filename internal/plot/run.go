@@ -11,6 +11,8 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+
+	"github.com/pinglab/pinglab/internal/report"
 )
 
 // crossGlyph is an X drawn as one path, so that each lost probe is one countable mark in an
@@ -94,11 +96,11 @@ func runPlots(s Series) (top, bottom *plot.Plot) {
 	for _, p := range s.Points {
 		maxSeq = max(maxSeq, p.Seq)
 		switch p.Status {
-		case StatusReply:
+		case report.StatusReply:
 			replies = append(replies, plotter.XY{X: float64(p.Seq), Y: ms(p.RTT)})
 			rtts = append(rtts, ms(p.RTT))
 			maxRTT = math.Max(maxRTT, ms(p.RTT))
-		case StatusLate:
+		case report.StatusLate:
 			late = append(late, plotter.XY{X: float64(p.Seq), Y: ms(p.RTT)})
 			maxRTT = math.Max(maxRTT, ms(p.RTT))
 		}
@@ -111,9 +113,9 @@ func runPlots(s Series) (top, bottom *plot.Plot) {
 	}
 	for _, p := range s.Points {
 		switch p.Status {
-		case StatusTimeout, StatusLost:
+		case report.StatusTimeout, report.StatusLost:
 			lost = append(lost, plotter.XY{X: float64(p.Seq), Y: lostY})
-		case StatusError:
+		case report.StatusError:
 			errs = append(errs, plotter.XY{X: float64(p.Seq), Y: 0})
 		}
 	}

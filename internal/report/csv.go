@@ -363,6 +363,26 @@ func digits(s string) bool {
 	return true
 }
 
+// EventType returns the engine's event that a row of this status records; ok is false for
+// StatusUnanswered, which records that no event came.
+func (s Status) EventType() (t probe.EventType, ok bool) {
+	switch s {
+	case StatusReply:
+		return probe.EventReply, true
+	case StatusDuplicate:
+		return probe.EventDuplicate, true
+	case StatusLate:
+		return probe.EventLate, true
+	case StatusTimeout:
+		return probe.EventTimeout, true
+	case StatusLost:
+		return probe.EventLost, true
+	case StatusError:
+		return probe.EventError, true
+	}
+	return 0, false
+}
+
 // Events replays the run as the engine's events: one EventSent per probe (at its first row) and
 // one event per row but "unanswered". An error row's ICMP type and code come back; its address
 // family is taken from its from address, and Words gives the row's words where the row has no
@@ -375,20 +395,15 @@ func (run Run) Events() []probe.Event {
 			seen[row.Seq] = true
 			evs = append(evs, probe.Event{Type: probe.EventSent, Seq: row.Seq, Sent: row.Sent, At: row.Sent})
 		}
-		ev := probe.Event{Seq: row.Seq, Sent: row.Sent, From: row.From, TTL: row.TTL}
-		switch row.Status {
-		case StatusReply:
-			ev.Type = probe.EventReply
-		case StatusDuplicate:
-			ev.Type = probe.EventDuplicate
-		case StatusLate:
-			ev.Type = probe.EventLate
-		case StatusTimeout:
-			ev.Type = probe.EventTimeout
-		case StatusLost:
-			ev.Type, ev.Reason = probe.EventLost, row.Error
-		case StatusError:
-			ev.Type = probe.EventError
+		typ, ok := row.Status.EventType()
+		if !ok {
+			continue
+		}
+		ev := probe.Event{Type: typ, Seq: row.Seq, Sent: row.Sent, From: row.From, TTL: row.TTL}
+		switch typ {
+		case probe.EventLost:
+			ev.Reason = row.Error
+		case probe.EventError:
 			ev.Err = &icmperr.Error{Type: icmperr.NoICMP, Reason: row.Error}
 			if row.ICMPType >= 0 {
 				ev.Err.Type, ev.Err.Code = row.ICMPType, row.ICMPCode
@@ -397,8 +412,6 @@ func (run Run) Events() []probe.Event {
 					ev.Err.V6 = a.Is6() && !a.Is4In6()
 				}
 			}
-		default:
-			continue
 		}
 		if row.Status.timed() {
 			ev.RTT = row.RTT
