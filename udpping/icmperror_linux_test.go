@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -382,46 +381,13 @@ func nft(t *testing.T, ns *testNS, script string) {
 	})
 }
 
-// withoutNetRaw runs fn on a thread of the namespace whose effective and permitted capabilities
-// lack CAP_NET_RAW. The thread is never handed back to the runtime: it ends with the goroutine,
-// and its lowered capabilities with it (threads Go starts later come from its template thread,
-// not from this one).
-func withoutNetRaw(t *testing.T, ns *testNS, fn func()) {
-	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := netns.Set(ns.h); err != nil {
-			errc <- err
-			return
-		}
-		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-		var data [2]unix.CapUserData
-		if err := unix.Capget(&hdr, &data[0]); err != nil {
-			errc <- fmt.Errorf("capget: %w", err)
-			return
-		}
-		data[unix.CAP_NET_RAW/32].Effective &^= 1 << (unix.CAP_NET_RAW % 32)
-		data[unix.CAP_NET_RAW/32].Permitted &^= 1 << (unix.CAP_NET_RAW % 32)
-		if err := unix.Capset(&hdr, &data[0]); err != nil {
-			errc <- fmt.Errorf("capset: %w", err)
-			return
-		}
-		fn()
-		errc <- nil
-	}()
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestICMPErrorNeedsNetRaw checks that without CAP_NET_RAW Listen fails at once, saying so.
 func TestICMPErrorNeedsNetRaw(t *testing.T) {
 	ns := newTestNS(t, "noraw")
 	for _, addr := range []string{"127.0.0.1:0", "[::1]:0", ":0"} {
 		var s *Server
 		var err error
-		withoutNetRaw(t, ns, func() { s, err = Listen(context.Background(), ServerConfig{Addr: addr, ICMPError: 0.1}) })
+		testutil.WithoutNetRaw(t, ns.h, func() { s, err = Listen(context.Background(), ServerConfig{Addr: addr, ICMPError: 0.1}) })
 		if err == nil {
 			s.Close()
 			t.Fatalf("Listen on %s without CAP_NET_RAW succeeded", addr)
@@ -430,7 +396,7 @@ func TestICMPErrorNeedsNetRaw(t *testing.T) {
 			t.Errorf("Listen on %s: %q; want one line saying CAP_NET_RAW is needed", addr, err)
 		}
 		// Without ICMP errors no privilege is needed.
-		withoutNetRaw(t, ns, func() { s, err = Listen(context.Background(), ServerConfig{Addr: addr}) })
+		testutil.WithoutNetRaw(t, ns.h, func() { s, err = Listen(context.Background(), ServerConfig{Addr: addr}) })
 		if err != nil {
 			t.Errorf("Listen on %s without ICMP errors: %v", addr, err)
 		} else {

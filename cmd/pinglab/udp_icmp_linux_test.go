@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 
 	"github.com/pinglab/pinglab/internal/testutil"
 	"github.com/pinglab/pinglab/udpping"
@@ -22,40 +21,6 @@ import (
 func newUDPTestNS(t *testing.T) netns.NsHandle {
 	t.Helper()
 	return testutil.NewNetns(t, fmt.Sprintf("udppingtest%d-cmd", os.Getpid()))
-}
-
-// inNS runs fn in a goroutine on a thread inside ns, without CAP_NET_RAW when noRaw, and waits
-// for it. The thread is never handed back to the runtime: it ends with the goroutine, and its
-// namespace and capabilities with it.
-func inNS(t *testing.T, ns netns.NsHandle, noRaw bool, fn func()) {
-	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := netns.Set(ns); err != nil {
-			errc <- err
-			return
-		}
-		if noRaw {
-			hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-			var data [2]unix.CapUserData
-			if err := unix.Capget(&hdr, &data[0]); err != nil {
-				errc <- fmt.Errorf("capget: %w", err)
-				return
-			}
-			data[unix.CAP_NET_RAW/32].Effective &^= 1 << (unix.CAP_NET_RAW % 32)
-			data[unix.CAP_NET_RAW/32].Permitted &^= 1 << (unix.CAP_NET_RAW % 32)
-			if err := unix.Capset(&hdr, &data[0]); err != nil {
-				errc <- fmt.Errorf("capset: %w", err)
-				return
-			}
-		}
-		fn()
-		errc <- nil
-	}()
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestUDPPingICMPErrors runs pinglab's UDP client against a server that answers every ping
@@ -69,7 +34,7 @@ func TestUDPPingICMPErrors(t *testing.T) {
 				typ, _ := udpping.ParseICMPErrorType(name)
 				var srv *udpping.Server
 				var err error
-				inNS(t, ns, false, func() {
+				testutil.InNetns(t, ns, func() {
 					srv, err = udpping.Listen(context.Background(), udpping.ServerConfig{Addr: hostPort(f.loopback, 0), ICMPError: 1, ICMPErrorType: typ})
 				})
 				if err != nil {
@@ -84,7 +49,7 @@ func TestUDPPingICMPErrors(t *testing.T) {
 
 				var out, errOut string
 				var code int
-				inNS(t, ns, false, func() {
+				testutil.InNetns(t, ns, func() {
 					out, errOut, code = runCmd(t, context.Background(), "udp", "ping", target, "-c", "3", "-i", "5ms", "-W", "5s")
 				})
 				if code != 1 {
@@ -99,7 +64,7 @@ func TestUDPPingICMPErrors(t *testing.T) {
 					t.Errorf("%d transmitted, %d received, +%d errors, %g%% loss; want 3, 0, +3, 100%%:\n%s", tx, rx, errs, loss, out)
 				}
 
-				inNS(t, ns, false, func() {
+				testutil.InNetns(t, ns, func() {
 					out, errOut, code = runCmd(t, context.Background(), "udp", "ping", target, "-c", "3", "-i", "5ms", "-W", "5s", "--format", "assignment")
 				})
 				for seq := 1; seq <= 3; seq++ {
@@ -123,7 +88,7 @@ func TestUDPPingICMPHostUnreachableAssignment(t *testing.T) {
 	ns := newUDPTestNS(t)
 	var srv *udpping.Server
 	var err error
-	inNS(t, ns, false, func() {
+	testutil.InNetns(t, ns, func() {
 		srv, err = udpping.Listen(context.Background(), udpping.ServerConfig{Addr: "127.0.0.1:0", ICMPError: 1})
 	})
 	if err != nil {
@@ -134,7 +99,7 @@ func TestUDPPingICMPHostUnreachableAssignment(t *testing.T) {
 	go func() { done <- srv.Serve(ctx) }()
 	defer func() { cancel(); <-done }()
 	var out string
-	inNS(t, ns, false, func() {
+	testutil.InNetns(t, ns, func() {
 		out, _, _ = runCmd(t, context.Background(), "udp", "ping", srv.Addr().String(), "-c", "2", "-i", "5ms", "--format", "assignment")
 	})
 	want := "ICMP Destination Host Unreachable error received for packet 1\nICMP Destination Host Unreachable error received for packet 2\n"
@@ -175,7 +140,7 @@ func TestUDPServerICMPErrorCommand(t *testing.T) {
 	}
 	var pout, perr string
 	var code int
-	inNS(t, ns, false, func() {
+	testutil.InNetns(t, ns, func() {
 		pout, perr, code = runCmd(t, context.Background(), "udp", "ping", addr, "-c", "3", "-i", "5ms")
 	})
 	if code != 1 || !strings.Contains(pout, "From 127.0.0.1 udp_seq=3 Destination Port Unreachable\n") {
@@ -207,7 +172,7 @@ func TestUDPServerNeedsNetRaw(t *testing.T) {
 	ns := newUDPTestNS(t)
 	var out, errOut string
 	var code int
-	inNS(t, ns, true, func() {
+	testutil.WithoutNetRaw(t, ns, func() {
 		out, errOut, code = runCmd(t, context.Background(), "udp", "server", "--listen", "127.0.0.1:0", "--icmp-error", "10%")
 	})
 	if code != 2 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "needs CAP_NET_RAW") ||
@@ -217,7 +182,7 @@ func TestUDPServerNeedsNetRaw(t *testing.T) {
 	// The same server without ICMP errors needs no privilege: it starts (and stops with ctx).
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	inNS(t, ns, true, func() {
+	testutil.WithoutNetRaw(t, ns, func() {
 		out, errOut, code = runCmd(t, ctx, "udp", "server", "--listen", "127.0.0.1:0", "--quiet")
 	})
 	if code != 0 || !strings.HasPrefix(out, "UDP echo server on 127.0.0.1:") {

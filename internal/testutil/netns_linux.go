@@ -1,11 +1,13 @@
 package testutil
 
 import (
+	"fmt"
 	"runtime"
 	"testing"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // NewNetns creates the network namespace name (bound under /run/netns, so that "ip netns exec"
@@ -77,5 +79,40 @@ func WithNetlink(t testing.TB, h netns.NsHandle, fn func(*netlink.Handle) error)
 	defer nh.Close()
 	if err := fn(nh); err != nil {
 		t.Fatalf("netlink: %v", err)
+	}
+}
+
+// WithoutNetRaw runs fn on a thread inside the namespace h whose effective and permitted
+// capabilities lack CAP_NET_RAW, as an unprivileged program's would, and waits for it. The
+// thread is never handed back to the runtime: it ends with fn's goroutine, and its namespace
+// and lowered capabilities with it (threads Go starts later come from its template thread, not
+// from this one). fn runs on another goroutine, so it must report failures with t.Error, not
+// t.Fatal.
+func WithoutNetRaw(t testing.TB, h netns.NsHandle, fn func()) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := netns.Set(h); err != nil {
+			errc <- err
+			return
+		}
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var data [2]unix.CapUserData
+		if err := unix.Capget(&hdr, &data[0]); err != nil {
+			errc <- fmt.Errorf("capget: %w", err)
+			return
+		}
+		data[unix.CAP_NET_RAW/32].Effective &^= 1 << (unix.CAP_NET_RAW % 32)
+		data[unix.CAP_NET_RAW/32].Permitted &^= 1 << (unix.CAP_NET_RAW % 32)
+		if err := unix.Capset(&hdr, &data[0]); err != nil {
+			errc <- fmt.Errorf("capset: %w", err)
+			return
+		}
+		fn()
+		errc <- nil
+	}()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
 	}
 }
