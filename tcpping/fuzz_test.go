@@ -5,13 +5,13 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/pinglab/pinglab/internal/impair"
 	"github.com/pinglab/pinglab/internal/pingmsg"
 	"github.com/pinglab/pinglab/internal/probe"
 )
@@ -88,13 +88,15 @@ func FuzzServerEcho(f *testing.F) {
 			return
 		}
 		// A server of one connection, the one loop serves.
-		s := &Server{
-			cfg: ServerConfig{MaxLineLength: 1 << 15, IdleTimeout: -1},
-			rng: rand.New(rand.NewPCG(1, 2)),
-		}
+		s := &Server{cfg: ServerConfig{MaxLineLength: 1 << 15, IdleTimeout: -1, Seed: 1}}
 		if drop {
 			s.cfg.Drop, s.cfg.DropMode = 0.5, DropSilent
 		}
+		m, err := impair.New(impair.Config{Drop: s.cfg.Drop, Seed: s.cfg.Seed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.model = m
 		cli, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
 			t.Fatal(err)

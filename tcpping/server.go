@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pinglab/pinglab/internal/impair"
 	"github.com/pinglab/pinglab/internal/pingmsg"
 )
 
@@ -43,8 +43,6 @@ const (
 	lingerTimeout = time.Second
 	// lingerBytes bounds what such a closing read discards.
 	lingerBytes = 1 << 16
-	// maxClients bounds the per-client table; further clients are counted under the zero Addr.
-	maxClients = 4096
 	// maxRefusing bounds the connections being refused ("server busy") at once; beyond it a
 	// refused connection is closed at once, which the client sees as a reset.
 	maxRefusing = 64
@@ -61,11 +59,10 @@ const (
 )
 
 var (
-	errBadDrop     = errors.New("drop must be between 0 and 1")
-	errBadDelay    = errors.New("delay and jitter must not be negative")
+	errBadDrop     = impair.ErrBadDrop
+	errBadDelay    = impair.ErrBadDelay
 	errBadLimit    = errors.New("max conns and max line length must not be negative")
 	errBadDropMode = errors.New("drop mode must be lost, silent or close")
-	errServing     = errors.New("server is already serving")
 )
 
 // A DropMode says what the server does with a message it drops.
@@ -223,12 +220,9 @@ type clientRec struct {
 type Server struct {
 	ln      net.Listener
 	cfg     ServerConfig
-	seed    uint64
+	model   *impair.Model
 	serving atomic.Bool
 	closed  atomic.Bool
-
-	rngMu sync.Mutex
-	rng   *rand.Rand
 
 	mu      sync.Mutex
 	clients map[netip.Addr]*clientRec
@@ -241,11 +235,11 @@ type Server struct {
 
 // Listen opens the server's socket. A failure to bind says why (address in use, permission).
 func Listen(ctx context.Context, cfg ServerConfig) (*Server, error) {
-	if !(cfg.Drop >= 0 && cfg.Drop <= 1) {
-		return nil, fmt.Errorf("tcpping: %w, not %g", errBadDrop, cfg.Drop)
-	}
-	if cfg.Delay < 0 || cfg.Jitter < 0 {
-		return nil, fmt.Errorf("tcpping: %w", errBadDelay)
+	// One model for every connection, drawn in the order messages arrive, so that a seeded
+	// run with one client is reproducible.
+	model, err := impair.New(impair.Config{Drop: cfg.Drop, Delay: cfg.Delay, Jitter: cfg.Jitter, Seed: cfg.Seed})
+	if err != nil {
+		return nil, fmt.Errorf("tcpping: %w", err)
 	}
 	if cfg.MaxConns < 0 || cfg.MaxLineLength < 0 {
 		return nil, fmt.Errorf("tcpping: %w", errBadLimit)
@@ -274,23 +268,12 @@ func Listen(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, cfg.Network, cfg.Addr)
 	if err != nil {
-		switch {
-		case errors.Is(err, syscall.EADDRINUSE):
-			return nil, fmt.Errorf("tcpping: listen on %s: address already in use (another server runs there; pick another port with --listen)", cfg.Addr)
-		case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
-			return nil, fmt.Errorf("tcpping: listen on %s: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE): %w", cfg.Addr, err)
-		}
-		return nil, fmt.Errorf("tcpping: listen on %s: %w", cfg.Addr, err)
-	}
-	seed := cfg.Seed
-	for seed == 0 {
-		seed = rand.Uint64()
+		return nil, fmt.Errorf("tcpping: %w", impair.ListenError(cfg.Addr, err))
 	}
 	return &Server{
 		ln:       ln,
 		cfg:      cfg,
-		seed:     seed,
-		rng:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		model:    model,
 		clients:  make(map[netip.Addr]*clientRec),
 		conns:    make(map[*conn]struct{}),
 		refusing: make(chan struct{}, maxRefusing),
@@ -303,7 +286,7 @@ func (s *Server) Addr() netip.AddrPort {
 }
 
 // Seed returns the seed of the server's drops and jitter, the one chosen when Config.Seed was 0.
-func (s *Server) Seed() uint64 { return s.seed }
+func (s *Server) Seed() uint64 { return s.model.Seed() }
 
 // Conns returns how many connections are being served.
 func (s *Server) Conns() int {
@@ -325,7 +308,7 @@ func (s *Server) Close() error {
 // the listening socket fails for good. A Server serves once.
 func (s *Server) Serve(ctx context.Context) error {
 	if s.serving.Swap(true) {
-		return fmt.Errorf("tcpping: %w", errServing)
+		return fmt.Errorf("tcpping: %w", impair.ErrServing)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(ctx, func() { _ = s.Close() })
@@ -413,7 +396,7 @@ func (s *Server) client(addr netip.Addr) *clientRec {
 	if rec != nil {
 		return rec
 	}
-	if len(s.clients) >= maxClients {
+	if len(s.clients) >= impair.MaxClients {
 		addr = netip.Addr{}
 		if rec = s.clients[addr]; rec != nil {
 			return rec
@@ -453,31 +436,17 @@ func (s *Server) log(e Event) {
 	s.cfg.Log(e)
 }
 
-// decide draws whether the next message is dropped and how long its echo is held back. The
-// decisions come from one seeded generator in the order messages arrive, so a seeded run
-// with one client is reproducible.
-func (s *Server) decide() (drop bool, delay time.Duration) {
-	delay = s.cfg.Delay
-	if s.cfg.Drop == 0 && s.cfg.Jitter == 0 {
-		return false, delay
-	}
-	s.rngMu.Lock()
-	defer s.rngMu.Unlock()
-	if s.cfg.Drop > 0 && s.rng.Float64() < s.cfg.Drop {
-		return true, 0
-	}
-	if j := s.cfg.Jitter; j > 0 {
-		delay += time.Duration(s.rng.Int64N(int64(2*j)+1)) - j
-	}
-	return false, max(delay, 0)
-}
-
 // A conn is one client's connection and the goroutine that serves it.
 type conn struct {
 	s    *Server
 	c    net.Conn
 	addr netip.AddrPort
 	rec  *clientRec
+
+	fr  framer
+	dec impair.Decision // the current message's
+	// refresh is when the idle deadline was last pushed back.
+	refresh time.Time
 
 	// The delayed replies, when the server delays: a writer goroutine sends them in order.
 	out     chan delayed
@@ -489,6 +458,40 @@ type conn struct {
 type delayed struct {
 	due  time.Time
 	data []byte
+}
+
+// A framer splits what a connection reads into messages: a message ends at a newline, or at
+// the end of a read that did not fill the buffer (the client paused, as one that sends no
+// newline does).
+type framer struct {
+	inMsg bool // the current message continues from an earlier piece
+	n     int  // the current message's length so far, without its newline
+}
+
+// next returns where the piece of b that belongs to one message ends, whether a newline ends
+// it, and whether it starts a new message; it counts the piece into the message's length.
+func (f *framer) next(b []byte) (end int, complete, start bool) {
+	end = len(b)
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		end, complete = i+1, true
+	}
+	start = !f.inMsg
+	if start {
+		f.n = 0
+	}
+	f.n += end
+	if complete {
+		f.n--
+	}
+	return end, complete, start
+}
+
+// done ends the current message when a newline ended its piece, or when the piece ended a
+// read that did not fill the buffer (paused).
+func (f *framer) done(complete, paused bool) {
+	if complete || paused {
+		f.inMsg = false
+	}
 }
 
 // serve reads the client's messages and answers them until the client or the server ends the
@@ -507,131 +510,137 @@ func (c *conn) serve(ctx context.Context) {
 }
 
 // loop serves the connection and closes it; it returns why the server closed it, or "".
-func (c *conn) loop(ctx context.Context) (reason string) {
-	s := c.s
-	cfg := &s.cfg
-	if cfg.Delay > 0 || cfg.Jitter > 0 {
+func (c *conn) loop(ctx context.Context) string {
+	if c.s.model.Config().Delays() {
 		c.out = make(chan delayed, delayQueueLen)
 		c.outDone = make(chan struct{})
 		go c.writer(ctx)
 	}
 	buf := make([]byte, readBufSize)
-	// The message being read: whether it continues into the next read, its length so far
-	// (without the newline), whether it is dropped and how long its echo waits.
-	var (
-		inMsg   bool
-		msgLen  int
-		drop    bool
-		delay   time.Duration
-		refresh time.Time // when the idle deadline was last pushed back
-	)
-	idle := cfg.IdleTimeout
 	for {
-		if idle > 0 {
-			// Pushing the deadline back costs a timer update; doing it at most every
-			// idle/16 keeps that off the per-message path.
-			if now := time.Now(); now.Sub(refresh) > idle/16 {
-				refresh = now
-				_ = c.c.SetDeadline(now.Add(idle))
-			}
-		}
+		c.pushDeadline()
 		n, err := c.c.Read(buf)
 		if n > 0 {
-			var arrived time.Time // what delayed replies count from
-			if c.out != nil {
-				arrived = time.Now()
-			}
-			// Echoed bytes are gathered at the front of buf (w never passes off), so that
-			// one read costs one write.
-			w := 0
-			for off := 0; off < n; {
-				end, complete := n, false
-				if i := bytes.IndexByte(buf[off:n], '\n'); i >= 0 {
-					end, complete = off+i+1, true
-				}
-				piece := buf[off:end]
-				if !inMsg {
-					msgLen = 0
-				}
-				msgLen += len(piece)
-				if complete {
-					msgLen--
-				}
-				if !inMsg && msgLen <= cfg.MaxLineLength {
-					// A message is counted when it starts; one too long from its first
-					// piece is not a message but the reason the connection ends.
-					inMsg = true
-					drop, delay = s.decide()
-					c.message(piece, drop, delay)
-				}
-				if msgLen > cfg.MaxLineLength {
-					c.flush(buf[:w], arrived, delay)
-					reason = fmt.Sprintf("line too long (over %d bytes)", cfg.MaxLineLength)
-					c.finish(ctx, []byte(errorWord+" "+reason+"\n"), arrived, 0, buf)
-					return reason
-				}
-				if drop {
-					switch cfg.DropMode {
-					case DropLost:
-						c.flush(buf[:w], arrived, delay)
-						word := []byte(lostWord)
-						if complete {
-							word = append(word, '\n')
-						}
-						c.finish(ctx, word, arrived, cfg.Delay, buf)
-						return "answered LOST"
-					case DropClose:
-						c.flush(buf[:w], arrived, delay)
-						c.finish(ctx, nil, arrived, 0, buf)
-						return "dropped a message"
-					}
-				} else {
-					pingmsg.Upper(piece)
-					w += copy(buf[w:], piece)
-					if c.out != nil {
-						// Each message keeps its own delay: send what is gathered now.
-						c.flush(buf[:w], arrived, delay)
-						w = 0
-					}
-				}
-				if complete || (end == n && n < len(buf)) {
-					// A newline ends the message, and so does the end of a read that did not
-					// fill the buffer: the client paused, as one that sends no newline does.
-					inMsg = false
-				}
-				off = end
-			}
-			if !c.flush(buf[:w], arrived, delay) {
-				c.finish(ctx, nil, time.Time{}, 0, nil)
-				return "write failed"
+			if reason, closed := c.consume(ctx, buf, n); closed {
+				return reason
 			}
 		}
 		if err != nil {
-			switch {
-			case ctx.Err() != nil:
-				c.finish(ctx, nil, time.Time{}, 0, nil)
-				return "server shut down"
-			case errors.Is(err, io.EOF):
-				// The client is done sending; delayed echoes still go out before the close.
-				c.finish(ctx, nil, time.Time{}, 0, nil)
-				return ""
-			case errors.Is(err, os.ErrDeadlineExceeded):
-				reason = fmt.Sprintf("idle for %v", idle)
-				c.finish(ctx, []byte(errorWord+" "+reason+"\n"), time.Now(), 0, buf)
-				return reason
-			default:
-				c.finish(ctx, nil, time.Time{}, 0, nil)
-				return shortErr(err)
-			}
+			return c.readFailed(ctx, err, buf)
 		}
 	}
 }
 
+// pushDeadline pushes the idle deadline back. It costs a timer update, so it is done at most
+// every IdleTimeout/16, which keeps it off the per-message path.
+func (c *conn) pushDeadline() {
+	idle := c.s.cfg.IdleTimeout
+	if idle <= 0 {
+		return
+	}
+	if now := time.Now(); now.Sub(c.refresh) > idle/16 {
+		c.refresh = now
+		_ = c.c.SetDeadline(now.Add(idle))
+	}
+}
+
+// consume handles the n bytes one read brought into buf: each message is decided when it
+// starts, then echoed or dropped piece by piece. closed reports that the connection was closed,
+// and reason why.
+func (c *conn) consume(ctx context.Context, buf []byte, n int) (reason string, closed bool) {
+	maxLine := c.s.cfg.MaxLineLength
+	var arrived time.Time // what delayed replies count from
+	if c.out != nil {
+		arrived = time.Now()
+	}
+	// Echoed bytes are gathered at the front of buf (w never passes off), so that one read
+	// costs one write.
+	w := 0
+	for off := 0; off < n; {
+		end, complete, start := c.fr.next(buf[off:n])
+		end += off
+		piece := buf[off:end]
+		if start && c.fr.n <= maxLine {
+			// A message is counted when it starts; one too long from its first piece is not
+			// a message but the reason the connection ends.
+			c.fr.inMsg = true
+			c.dec = c.s.model.Decide()
+			c.message(piece)
+		}
+		if c.fr.n > maxLine {
+			c.flush(buf[:w], arrived, c.dec.Delay)
+			reason = fmt.Sprintf("line too long (over %d bytes)", maxLine)
+			c.finish(ctx, []byte(errorWord+" "+reason+"\n"), arrived, 0, buf)
+			return reason, true
+		}
+		if c.dec.Verdict == impair.Drop {
+			if reason, closed := c.drop(ctx, buf[:w], complete, arrived, buf); closed {
+				return reason, true
+			}
+		} else {
+			pingmsg.Upper(piece)
+			w += copy(buf[w:], piece)
+			if c.out != nil {
+				// Each message keeps its own delay: send what is gathered now.
+				c.flush(buf[:w], arrived, c.dec.Delay)
+				w = 0
+			}
+		}
+		c.fr.done(complete, end == n && n < len(buf))
+		off = end
+	}
+	if !c.flush(buf[:w], arrived, c.dec.Delay) {
+		c.finish(ctx, nil, time.Time{}, 0, nil)
+		return "write failed", true
+	}
+	return "", false
+}
+
+// drop applies the drop mode to a piece of a dropped message, after the echoes gathered before
+// it; closed reports that the mode closed the connection (LOST, close), reason why.
+func (c *conn) drop(ctx context.Context, gathered []byte, complete bool, arrived time.Time, buf []byte) (reason string, closed bool) {
+	switch c.s.cfg.DropMode {
+	case DropLost:
+		c.flush(gathered, arrived, c.dec.Delay)
+		word := []byte(lostWord)
+		if complete {
+			word = append(word, '\n')
+		}
+		c.finish(ctx, word, arrived, c.s.cfg.Delay, buf)
+		return "answered LOST", true
+	case DropClose:
+		c.flush(gathered, arrived, c.dec.Delay)
+		c.finish(ctx, nil, arrived, 0, buf)
+		return "dropped a message", true
+	}
+	return "", false // DropSilent: the piece is swallowed
+}
+
+// readFailed ends the connection after a read error (EOF included) and returns why the server
+// closed it, or "".
+func (c *conn) readFailed(ctx context.Context, err error, buf []byte) string {
+	switch {
+	case ctx.Err() != nil:
+		c.finish(ctx, nil, time.Time{}, 0, nil)
+		return "server shut down"
+	case errors.Is(err, io.EOF):
+		// The client is done sending; delayed echoes still go out before the close.
+		c.finish(ctx, nil, time.Time{}, 0, nil)
+		return ""
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		reason := fmt.Sprintf("idle for %v", c.s.cfg.IdleTimeout)
+		c.finish(ctx, []byte(errorWord+" "+reason+"\n"), time.Now(), 0, buf)
+		return reason
+	}
+	c.finish(ctx, nil, time.Time{}, 0, nil)
+	return shortErr(err)
+}
+
 // message counts and logs a new message, given its first piece.
-func (c *conn) message(piece []byte, drop bool, delay time.Duration) {
+func (c *conn) message(piece []byte) {
 	c.rec.received.Add(1)
-	e := Event{Type: Message, Client: c.addr, Action: Echoed, Delay: delay}
-	if drop {
+	e := Event{Type: Message, Client: c.addr, Action: Echoed, Delay: c.dec.Delay}
+	if c.dec.Verdict == impair.Drop {
 		c.rec.dropped.Add(1)
 		e.Action, e.Delay = Dropped, 0
 		switch c.s.cfg.DropMode {

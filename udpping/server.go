@@ -4,16 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/net/ipv4"
 
+	"github.com/pinglab/pinglab/internal/impair"
 	"github.com/pinglab/pinglab/internal/pingmsg"
 )
 
@@ -21,20 +20,9 @@ import (
 // IPv4 and IPv6.
 const DefaultListen = ":12000"
 
-// maxClients bounds the per-client table, so that a flood from forged addresses cannot grow it
-// without end; datagrams from further clients are counted under the zero address.
-const maxClients = 4096
-
 // maxPendingBytes bounds what delayed replies may hold; past it a reply is dropped, as a full
 // router queue would drop it.
 const maxPendingBytes = 64 << 20
-
-var (
-	errBadDrop      = errors.New("drop must be between 0 and 1")
-	errBadICMPError = errors.New("ICMP error share must be between 0 and 1")
-	errBadDelay     = errors.New("delay and jitter must not be negative")
-	errServing      = errors.New("server is already serving")
-)
 
 // ErrNeedRaw is what Listen's error wraps when ICMP errors are asked for and the raw socket to
 // send them cannot be opened, for want of CAP_NET_RAW most often.
@@ -136,8 +124,7 @@ type ClientStats struct {
 type Server struct {
 	conn    *net.UDPConn
 	cfg     ServerConfig
-	seed    uint64
-	rng     *rand.Rand // read loop only
+	model   *impair.Model
 	serving atomic.Bool
 	closed  atomic.Bool
 
@@ -152,20 +139,17 @@ type Server struct {
 
 // Listen opens the server's socket. A failure to bind says why (address in use, permission).
 func Listen(ctx context.Context, cfg ServerConfig) (*Server, error) {
-	if !(cfg.Drop >= 0 && cfg.Drop <= 1) {
-		return nil, fmt.Errorf("udpping: %w, not %g", errBadDrop, cfg.Drop)
-	}
-	if !(cfg.ICMPError >= 0 && cfg.ICMPError <= 1) {
-		return nil, fmt.Errorf("udpping: %w, not %g", errBadICMPError, cfg.ICMPError)
+	model, err := impair.New(impair.Config{
+		Drop: cfg.Drop, Error: cfg.ICMPError, Delay: cfg.Delay, Jitter: cfg.Jitter, Seed: cfg.Seed,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("udpping: %w", err)
 	}
 	if cfg.ICMPErrorType == 0 {
 		cfg.ICMPErrorType = HostUnreachable
 	}
 	if !cfg.ICMPErrorType.valid() {
 		return nil, fmt.Errorf("udpping: %w %d", errBadICMPErrorType, cfg.ICMPErrorType)
-	}
-	if cfg.Delay < 0 || cfg.Jitter < 0 {
-		return nil, fmt.Errorf("udpping: %w", errBadDelay)
 	}
 	if cfg.Addr == "" {
 		cfg.Addr = DefaultListen
@@ -180,24 +164,12 @@ func Listen(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	var lc net.ListenConfig
 	pc, err := lc.ListenPacket(ctx, network, cfg.Addr)
 	if err != nil {
-		// Say what to do about the two common causes; the errno stays in the chain for errors.Is.
-		switch {
-		case errors.Is(err, syscall.EADDRINUSE):
-			return nil, fmt.Errorf("udpping: listen on %s: %w (another server runs there; pick another port)", cfg.Addr, syscall.EADDRINUSE)
-		case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
-			return nil, fmt.Errorf("udpping: listen on %s: %w (ports below 1024 need root or CAP_NET_BIND_SERVICE)", cfg.Addr, syscall.EACCES)
-		}
-		return nil, fmt.Errorf("udpping: listen on %s: %w", cfg.Addr, err)
-	}
-	seed := cfg.Seed
-	for seed == 0 {
-		seed = rand.Uint64()
+		return nil, fmt.Errorf("udpping: %w", impair.ListenError(cfg.Addr, err))
 	}
 	s := &Server{
 		conn:    pc.(*net.UDPConn),
 		cfg:     cfg,
-		seed:    seed,
-		rng:     rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		model:   model,
 		clients: make(map[netip.AddrPort]*ClientStats),
 	}
 	if cfg.ICMPError > 0 {
@@ -208,7 +180,7 @@ func Listen(ctx context.Context, cfg ServerConfig) (*Server, error) {
 			return nil, err
 		}
 	}
-	if cfg.Delay > 0 || cfg.Jitter > 0 {
+	if model.Config().Delays() {
 		s.delayed = newDelayQueue(s.conn, s.countEcho)
 	}
 	return s, nil
@@ -220,7 +192,7 @@ func (s *Server) Addr() netip.AddrPort {
 }
 
 // Seed returns the seed of the server's drops and jitter, the one chosen when Config.Seed was 0.
-func (s *Server) Seed() uint64 { return s.seed }
+func (s *Server) Seed() uint64 { return s.model.Seed() }
 
 // Close closes the server's socket; Serve then returns nil. Delayed replies not yet sent are
 // discarded.
@@ -238,7 +210,7 @@ func (s *Server) Close() error {
 // It returns an error only when the socket fails for good. A Server serves once.
 func (s *Server) Serve(ctx context.Context) error {
 	if s.serving.Swap(true) {
-		return fmt.Errorf("udpping: %w", errServing)
+		return fmt.Errorf("udpping: %w", impair.ErrServing)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = s.Close() })
 	defer stop()
@@ -250,20 +222,17 @@ func (s *Server) Serve(ctx context.Context) error {
 	if s.icmp == nil {
 		return s.serveBatches()
 	}
+	return s.serveOne()
+}
+
+// serveOne is Serve's read loop when the server sends ICMP errors: one datagram at a time,
+// for the quote of an error needs each datagram's control messages.
+func (s *Server) serveOne() error {
 	// One buffer for the largest datagram either family carries, so nothing is ever cut.
 	buf := make([]byte, 1<<16)
 	failures := 0
 	for {
-		var (
-			n, oobn int
-			from    netip.AddrPort
-			err     error
-		)
-		if s.icmp != nil {
-			n, oobn, _, from, err = s.conn.ReadMsgUDPAddrPort(buf, s.icmp.oob)
-		} else {
-			n, from, err = s.conn.ReadFromUDPAddrPort(buf)
-		}
+		n, oobn, _, from, err := s.conn.ReadMsgUDPAddrPort(buf, s.icmp.oob)
 		if err != nil {
 			if s.closed.Load() || errors.Is(err, net.ErrClosed) {
 				return nil
@@ -277,11 +246,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			continue
 		}
 		failures = 0
-		var oob []byte
-		if s.icmp != nil {
-			oob = s.icmp.oob[:oobn]
-		}
-		s.handle(buf[:n], from, oob)
+		s.handle(buf[:n], from, s.icmp.oob[:oobn])
 	}
 }
 
@@ -289,8 +254,7 @@ func (s *Server) Serve(ctx context.Context) error {
 // echoes in one sendmmsg: under load, a system call per 16 datagrams rather than two per one.
 const readBatch = 16
 
-// serveBatches is Serve's read loop when no ICMP errors are sent (they need each datagram's
-// control messages): recvmmsg and sendmmsg where the system has them (Linux), one datagram at
+// serveBatches is Serve's read loop when no ICMP errors are sent: recvmmsg and sendmmsg where the system has them (Linux), one datagram at
 // a time elsewhere. The echoes of one read are sent together once every datagram of it was
 // handled, so that they still leave in the order the datagrams came.
 func (s *Server) serveBatches() error {
@@ -326,7 +290,7 @@ func (s *Server) serveBatches() error {
 				}
 				continue
 			}
-			// As in Serve: one datagram's or one peer's error, unless the socket keeps failing.
+			// As in serveOne: one datagram's or one peer's error, unless the socket keeps failing.
 			failures++
 			if failures > 100 {
 				return fmt.Errorf("udpping: read: %w", err)
@@ -357,9 +321,12 @@ func (s *Server) handle(data []byte, from netip.AddrPort, oob []byte) {
 	if s.cfg.Log != nil {
 		m.Time = time.Now()
 	}
-	if s.cfg.Drop > 0 && s.rng.Float64() < s.cfg.Drop {
+	dec := s.model.Decide()
+	m.Delay = dec.Delay
+	switch dec.Verdict {
+	case impair.Drop:
 		m.Action = Dropped
-	} else if s.cfg.ICMPError > 0 && s.rng.Float64() < s.cfg.ICMPError {
+	case impair.Error:
 		m.Action, m.ICMPType = ICMPError, s.cfg.ICMPErrorType
 		d := datagram{src: key, dst: netip.AddrPortFrom(netip.Addr{}, s.Addr().Port()), payload: data}
 		if ifindex, ok := arrival(oob, &d); ok {
@@ -374,11 +341,10 @@ func (s *Server) handle(data []byte, from netip.AddrPort, oob []byte) {
 		}
 		// Not sent to one of our unicast addresses: answer as if the draw had said echo.
 		m.Action, m.ICMPType, m.Reason = Echoed, 0, "no ICMP error: not sent to a unicast address of this host"
+		m.Delay = s.model.Delay()
 	}
-	if m.Action == Echoed {
-		if m.Delay = s.delay(); m.Delay > 0 && !s.delayed.fits(len(data)) {
-			m.Action, m.Reason = Dropped, reasonQueueFull
-		}
+	if m.Action == Echoed && m.Delay > 0 && !s.delayed.fits(len(data)) {
+		m.Action, m.Reason = Dropped, reasonQueueFull
 	}
 	st := s.count(key, m.Action)
 	s.log(m, data)
@@ -402,22 +368,13 @@ func (s *Server) handle(data []byte, from netip.AddrPort, oob []byte) {
 	}
 }
 
-// delay returns how long to hold the next reply back.
-func (s *Server) delay() time.Duration {
-	d := s.cfg.Delay
-	if j := s.cfg.Jitter; j > 0 {
-		d += time.Duration(s.rng.Int64N(int64(2*j)+1)) - j
-	}
-	return max(d, 0)
-}
-
 // count counts a datagram of key's, and a drop or an error when a says so.
 func (s *Server) count(key netip.AddrPort, a Action) *ClientStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.clients[key]
 	if st == nil {
-		if len(s.clients) >= maxClients {
+		if len(s.clients) >= impair.MaxClients {
 			key = netip.AddrPort{}
 			st = s.clients[key]
 		}
