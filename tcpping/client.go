@@ -17,6 +17,7 @@ import (
 	"github.com/pinglab/pinglab/internal/icmperr"
 	"github.com/pinglab/pinglab/internal/pingmsg"
 	"github.com/pinglab/pinglab/internal/probe"
+	"github.com/pinglab/pinglab/internal/sock"
 )
 
 // DefaultTimeout bounds a connect (and a per-ping connection's wait) when Config.Timeout is 0.
@@ -464,12 +465,5 @@ func (c *Client) connErr(err error) *icmperr.Error {
 		return &icmperr.Error{V6: c.v6, Type: icmperr.NoICMP, From: c.remote.Addr(),
 			Errno: syscall.EPIPE, Reason: "Connection closed by server"}
 	}
-	return &icmperr.Error{V6: c.v6, Type: icmperr.NoICMP, From: c.remote.Addr(), Reason: capitalize(shortErr(err))}
-}
-
-func capitalize(s string) string {
-	if s == "" || s[0] < 'a' || s[0] > 'z' {
-		return s
-	}
-	return string(s[0]-'a'+'A') + s[1:]
+	return &icmperr.Error{V6: c.v6, Type: icmperr.NoICMP, From: c.remote.Addr(), Reason: sock.Capitalize(shortErr(err))}
 }

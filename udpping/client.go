@@ -7,12 +7,12 @@ import (
 	"net"
 	"net/netip"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/pinglab/pinglab/internal/icmperr"
 	"github.com/pinglab/pinglab/internal/pingmsg"
 	"github.com/pinglab/pinglab/internal/probe"
+	"github.com/pinglab/pinglab/internal/sock"
 )
 
 var errBadSeq = errors.New("sequence number must be positive")
@@ -122,7 +122,7 @@ func (c *Conn) Send(ctx context.Context, seq int) (time.Time, error) {
 	// each try consumes one.
 	var err error
 	for range 8 {
-		if _, err = c.conn.Write(c.sbuf); err == nil || !pendingErrno(err) {
+		if _, err = c.conn.Write(c.sbuf); err == nil || !sock.PendingErrno(err) {
 			break
 		}
 	}
@@ -133,18 +133,6 @@ func (c *Conn) Send(ctx context.Context, seq int) (time.Time, error) {
 		return now, fmt.Errorf("udpping: send ping %d: %w", seq, e)
 	}
 	return now, fmt.Errorf("udpping: send ping %d: %w", seq, err)
-}
-
-// pendingErrno reports whether a send failed with an errno an earlier ICMP error left behind.
-func pendingErrno(err error) bool {
-	// EACCES is what ICMPv6 administratively prohibited (and policy failure, reject route) leave.
-	for _, e := range []error{syscall.ECONNREFUSED, syscall.EHOSTUNREACH, syscall.ENETUNREACH,
-		syscall.EHOSTDOWN, syscall.ENOPROTOOPT, syscall.EPROTO, syscall.ECONNRESET, syscall.EACCES} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
 }
 
 // reply makes the Packet of a datagram read from the socket, or reports false when it is not

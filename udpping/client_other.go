@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pinglab/pinglab/internal/probe"
+	"github.com/pinglab/pinglab/internal/sock"
 )
 
 // controlSocket has nothing to set outside Linux: there is no error queue to ask for, so ICMP
@@ -29,8 +30,6 @@ func (r *recvState) init(conn *net.UDPConn) error {
 	return nil
 }
 
-var aLongTimeAgo = time.Unix(1, 0)
-
 // Receive returns the next echo of one of our pings. Datagrams that are not echoes of our
 // pings are skipped, and so are the bare errnos (connection refused, reset) that an ICMP error
 // leaves on a connected socket here: without Linux's error queue they cannot be told apart by
@@ -40,17 +39,7 @@ func (c *Conn) Receive(ctx context.Context) (probe.Packet, error) {
 	if err := ctx.Err(); err != nil {
 		return probe.Packet{}, err
 	}
-	fired := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		_ = r.conn.SetReadDeadline(aLongTimeAgo)
-		close(fired)
-	})
-	defer func() {
-		if !stop() {
-			<-fired
-			_ = r.conn.SetReadDeadline(time.Time{})
-		}
-	}()
+	defer sock.WakeOnDone(ctx, r.conn)()
 	for {
 		n, err := r.conn.Read(r.buf)
 		if ctx.Err() != nil {

@@ -9,6 +9,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pinglab/pinglab/internal/sock"
 )
 
 var errNoRecvErr = errors.New("no IP_RECVERR or IPV6_RECVERR control message")
@@ -19,13 +21,9 @@ var errNoRecvErr = errors.New("no IP_RECVERR or IPV6_RECVERR control message")
 // An error raised by the local stack (origin SO_EE_ORIGIN_LOCAL) comes back with Type NoICMP and
 // iputils' words for it ("Local error: Message too long, mtu=1500").
 func ParseErrQueue(oob []byte) (*Error, error) {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return nil, fmt.Errorf("icmperr: parse control messages: %w", err)
-	}
-	for _, m := range msgs {
-		v4 := m.Header.Level == unix.SOL_IP && m.Header.Type == unix.IP_RECVERR
-		v6 := m.Header.Level == unix.SOL_IPV6 && m.Header.Type == unix.IPV6_RECVERR
+	for m := range sock.ControlMessages(oob) {
+		v4 := m.Level == unix.SOL_IP && m.Type == unix.IP_RECVERR
+		v6 := m.Level == unix.SOL_IPV6 && m.Type == unix.IPV6_RECVERR
 		if !v4 && !v6 {
 			continue
 		}
@@ -61,7 +59,7 @@ func parseExtendedErr(b []byte) (*Error, error) {
 		e.V6 = true
 	case unix.SO_EE_ORIGIN_LOCAL:
 		e.Type, e.Code = NoICMP, 0
-		e.Reason = "Local error: " + capitalize(e.Errno.Error())
+		e.Reason = "Local error: " + sock.Capitalize(e.Errno.Error())
 		if e.Errno == syscall.EMSGSIZE {
 			e.Reason = fmt.Sprintf("Local error: Message too long, mtu=%d", ee.Info)
 		}

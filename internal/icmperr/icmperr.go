@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/netip"
 	"syscall"
+
+	"github.com/pinglab/pinglab/internal/sock"
 )
 
 // ICMPv4 types and Destination Unreachable codes (RFC 792, RFC 1812).
@@ -88,7 +90,7 @@ func (e *Error) Words() string {
 			return e.Reason
 		}
 		if e.Errno != 0 {
-			return capitalize(e.Errno.Error())
+			return sock.Capitalize(e.Errno.Error())
 		}
 		return "Unknown error"
 	case e.V6:
@@ -350,11 +352,4 @@ func unreach(v6 bool, code4, code6 int) (int, int) {
 		return Type6DestUnreach, code6
 	}
 	return TypeDestUnreach, code4
-}
-
-func capitalize(s string) string {
-	if s == "" || s[0] < 'a' || s[0] > 'z' {
-		return s
-	}
-	return string(s[0]-'a'+'A') + s[1:]
 }
