@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -407,9 +408,34 @@ func (c *Client) line(st *stream, line []byte, at time.Time) {
 	} else {
 		p.Kind = probe.KindError
 		p.Err = &icmperr.Error{V6: c.v6, Type: icmperr.NoICMP, From: c.remote.Addr(),
-			Reason: "Server: " + string(bytes.TrimSpace(line[len(errorWord):]))}
+			Reason: "Server: " + serverText(bytes.TrimSpace(line[len(errorWord):]))}
 	}
 	c.deliver(p)
+}
+
+// maxServerText bounds what of a server's words a Reason carries.
+const maxServerText = 200
+
+// serverText is what a server said, fit for a terminal, a log or a CSV cell: printable ASCII
+// as it is, anything else (control characters, escape sequences, invalid UTF-8) quoted as
+// strconv.Quote does, as the UDP server's log shows a datagram; past maxServerText bytes it is
+// cut and ends in "...".
+func serverText(b []byte) string {
+	cut := len(b) > maxServerText
+	if cut {
+		b = b[:maxServerText]
+	}
+	s := string(b)
+	for _, ch := range b {
+		if ch < ' ' || ch > '~' {
+			s = strconv.Quote(s)
+			break
+		}
+	}
+	if cut {
+		s += " ..."
+	}
+	return s
 }
 
 // isWord reports whether line is word (in any case), alone or followed by a space.

@@ -166,6 +166,33 @@ func Resolve(ctx context.Context, proto, network, hostport string) (netip.AddrPo
 	return netip.AddrPort{}, fmt.Errorf("%q has no %s address", host, map[string]string{"ip4": "IPv4", "ip6": "IPv6", "ip": "IP"}[family])
 }
 
+// ErrAmbiguous is what Resolve's error wraps for an address without brackets that reads both
+// as an IPv6 address and as one with a port ("::1:5000"): pinglab never guesses which was meant,
+// for one reading may send off the machine.
+var ErrAmbiguous = errors.New("ambiguous address")
+
+// CheckAmbiguous returns an error wrapping ErrAmbiguous, with the hint "did you mean
+// [ADDR]:PORT?", when s has no brackets and reads both as an IPv6 address and as an IPv6
+// address followed by ":PORT"; otherwise nil. Brackets say which was meant: "[::1]:5000" is
+// port 5000 of ::1, "[::1:5000]" the address ::1:5000.
+func CheckAmbiguous(s string) error {
+	if strings.HasPrefix(s, "[") || strings.Count(s, ":") < 2 {
+		return nil
+	}
+	if _, err := netip.ParseAddr(s); err != nil {
+		return nil
+	}
+	i := strings.LastIndex(s, ":")
+	host, port := s[:i], s[i+1:]
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return nil
+	}
+	if _, err := netip.ParseAddr(host); err != nil {
+		return nil
+	}
+	return fmt.Errorf("%w %q: did you mean [%s]:%s? (write [%s] for the address alone)", ErrAmbiguous, s, host, port, s)
+}
+
 // splitHostPort splits host[:port]. An address with more than one colon and no brackets is a
 // bare IPv6 address, as ping takes it.
 func splitHostPort(s string) (string, uint16, error) {
@@ -194,6 +221,9 @@ func splitHostPort(s string) (string, uint16, error) {
 			return "", 0, fmt.Errorf("%q: empty port", s)
 		}
 	default:
+		if err := CheckAmbiguous(s); err != nil {
+			return "", 0, err
+		}
 		host = s
 	}
 	if host == "" {
