@@ -202,16 +202,16 @@ type ClientStats struct {
 	// bound.
 	Addr netip.Addr
 	// Conns is how many connections it opened that were served; Refused how many were
-	// refused because the server was busy.
-	Conns, Refused int
+	// refused because the server was busy; Closed how many of the served ones ended.
+	Conns, Refused, Closed int
 	// Received is how many messages came; Echoed how many the server echoed; Dropped how many
 	// it dropped.
 	Received, Echoed, Dropped int
 }
 
 type clientRec struct {
-	addr                                      netip.Addr
-	conns, refused, received, echoed, dropped atomic.Int64
+	addr                                              netip.Addr
+	conns, refused, closed, received, echoed, dropped atomic.Int64
 }
 
 // A Server echoes what each client sends back in upper case (the ASCII letters; other bytes
@@ -418,6 +418,7 @@ func (s *Server) Stats() []ClientStats {
 			Addr:     r.addr,
 			Conns:    int(r.conns.Load()),
 			Refused:  int(r.refused.Load()),
+			Closed:   int(r.closed.Load()),
 			Received: int(r.received.Load()),
 			Echoed:   int(r.echoed.Load()),
 			Dropped:  int(r.dropped.Load()),
@@ -502,6 +503,7 @@ func (c *conn) serve(ctx context.Context) {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
+		c.rec.closed.Add(1)
 		s.wg.Done()
 	}()
 	s.log(Event{Type: Connected, Client: c.addr})

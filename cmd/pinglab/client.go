@@ -8,9 +8,11 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/pinglab/pinglab/internal/metrics"
 	"github.com/pinglab/pinglab/internal/probe"
 	"github.com/pinglab/pinglab/internal/report"
 	"github.com/pinglab/pinglab/internal/stats"
@@ -55,6 +57,8 @@ type clientRun struct {
 	c     *cli.Context
 	opts  probe.Options
 	ropts report.Options
+	// linger is how long --metrics goes on serving after the run.
+	linger time.Duration
 }
 
 // newClientRun checks the client flags of c.
@@ -77,7 +81,14 @@ func newClientRun(c *cli.Context) (*clientRun, error) {
 	if err := checkPlotFlag(c); err != nil { // issue 7: --plot
 		return nil, err
 	}
-	return &clientRun{c: c, opts: opts, ropts: ropts}, nil
+	if err := checkMetricsAddr(c); err != nil {
+		return nil, err
+	}
+	lingerFor, err := flagDuration(c, "metrics-linger")
+	if err != nil {
+		return nil, err
+	}
+	return &clientRun{c: c, opts: opts, ropts: ropts, linger: lingerFor}, nil
 }
 
 // runClient runs the probe engine over t with the client flags of c: it renders as --format
@@ -108,6 +119,19 @@ func (cr *clientRun) run(ctx context.Context, h report.Header, t probe.Transport
 		csv = report.NewCSV(f, h)
 	}
 
+	// The metrics are one more consumer of the engine's events, served from before the first
+	// probe to the end of the run (and --metrics-linger after it).
+	probes := metrics.NewProbes()
+	series := probes.Target(h.Target, h.Proto)
+	msrv, err := startMetrics(ctx, c, probes)
+	if err != nil {
+		return err
+	}
+	if msrv != nil {
+		fmt.Fprintf(c.App.ErrWriter, "%s: metrics on %s\n", c.Command.HelpName, msrv.URL())
+		defer msrv.Close()
+	}
+
 	x := newClientExtras(c, h) // issue 7: --plot and the live line of -q
 	st := stats.New()
 	var mu sync.Mutex // the engine's events and SIGQUIT's status line take turns
@@ -122,6 +146,7 @@ func (cr *clientRun) run(ctx context.Context, h report.Header, t probe.Transport
 		mu.Lock()
 		defer mu.Unlock()
 		st.Add(ev)
+		series.Event(ev)
 		r.Event(ev)
 		x.Event(ev)
 		if csv != nil {
@@ -139,6 +164,9 @@ func (cr *clientRun) run(ctx context.Context, h report.Header, t probe.Transport
 	}
 	if err := x.WritePlot(); err != nil {
 		return err
+	}
+	if msrv != nil {
+		linger(ctx, cr.linger)
 	}
 	switch {
 	case r.Err() != nil && !errors.Is(r.Err(), syscall.EPIPE):

@@ -97,7 +97,7 @@ func parseShare(s string) (float64, error) {
 // clientFlags are the flags every pinger shares, named as iputils ping names them.
 // defaultSize is the payload size when -s is not given.
 func clientFlags(defaultSize int) []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.IntFlag{Name: "count", Aliases: []string{"c"}, Usage: "stop after `N` probes (0: until interrupted)"},
 		durationFlag("interval", "i", time.Second, "wait `INTERVAL` between probes (0: next as soon as the last is answered)"),
 		durationFlag("timeout", "W", time.Second, "wait up to `TIMEOUT` for each reply"),
@@ -114,7 +114,7 @@ func clientFlags(defaultSize int) []cli.Flag {
 		// issue 8: the load modes a benchmark or an instructor stressing a server uses.
 		&cli.BoolFlag{Name: "flood", Aliases: []string{"f"}, Usage: "flood as ping -f: the next probe as soon as the last is answered, at least every 10 ms; a dot per probe, erased by its reply"},
 		&cli.IntFlag{Name: "window", Usage: "keep `N` probes in flight (without -i: back to back; with -i: at most N outstanding)"},
-	}
+	}, clientMetricsFlags()...)
 }
 
 // ipFamily reads -4 / -6 as the suffix of a network name ("", "4" or "6").

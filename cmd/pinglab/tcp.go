@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/pinglab/pinglab/internal/metrics"
 	"github.com/pinglab/pinglab/internal/report"
 	"github.com/pinglab/pinglab/tcpping"
 )
@@ -44,7 +45,7 @@ Examples:
    pinglab tcp server --drop 20% --drop-mode silent    # lose pings without closing connections
    pinglab tcp server --delay 50ms --jitter 10ms -q    # a slow network, no per-message log
    pinglab tcp server --listen 127.0.0.1:12001 --max-conns 100 --idle-timeout 10s`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Aliases: []string{"l"}, Value: tcpping.DefaultListen, Usage: "listen on `ADDR` (host:port; \":12000\" is every address, IPv4 and IPv6)"},
 			shareFlag("drop", "drop this share of messages at random"),
 			&cli.StringFlag{Name: "drop-mode", Value: tcpping.DropLost.String(), Usage: "what a drop does: lost (answer LOST and close), silent (swallow, keep the connection) or close (close without a word)"},
@@ -55,7 +56,7 @@ Examples:
 			durationFlag("idle-timeout", "", tcpping.DefaultIdleTimeout, "close a connection that sends nothing for `IDLE` (0: never)"),
 			&cli.IntFlag{Name: "max-line", Value: tcpping.DefaultMaxLineLength, Usage: "close a connection that sends a message longer than `BYTES` without a newline"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "do not log connections and messages"},
-		},
+		}, serverMetricsFlags()...),
 		Action: tcpServer,
 	}
 }
@@ -96,6 +97,13 @@ func tcpServer(c *cli.Context) error {
 	if maxLine < 1 {
 		return exitUsage("%s: --max-line: %d is below 1", name, maxLine)
 	}
+	if err := checkMetricsAddr(c); err != nil {
+		return err
+	}
+	maxClients, err := metricsClients(c)
+	if err != nil {
+		return err
+	}
 	out := c.App.Writer
 	var mu sync.Mutex // connections log from their own goroutines
 	cfg := tcpping.ServerConfig{
@@ -121,8 +129,17 @@ func tcpServer(c *cli.Context) error {
 	if err != nil {
 		return exitUsage("%s: %s", name, strings.TrimPrefix(err.Error(), "tcpping: "))
 	}
+	msrv, err := startMetrics(c.Context, c, metrics.NewTCPServer(srv.Stats, srv.Conns, maxClients))
+	if err != nil {
+		srv.Close()
+		return err
+	}
 	mu.Lock()
 	fmt.Fprintf(out, "TCP echo server on %s: %s; Ctrl-C stops it\n", srv.Addr(), tcpImpairments(cfg, srv.Seed()))
+	if msrv != nil {
+		defer msrv.Close()
+		fmt.Fprintf(out, "metrics on %s\n", msrv.URL())
+	}
 	mu.Unlock()
 	serveErr := srv.Serve(c.Context)
 	mu.Lock()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/pinglab/pinglab/internal/metrics"
 	"github.com/pinglab/pinglab/internal/report"
 	"github.com/pinglab/pinglab/udpping"
 )
@@ -53,7 +54,7 @@ Examples:
    sudo pinglab udp server --icmp-error 30%       # 30% answered "Destination Host Unreachable"
    sudo pinglab udp server --icmp-error 100% --icmp-error-type port-unreachable
    pinglab udp server --listen 127.0.0.1:5000 --quiet`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Aliases: []string{"l"}, Value: udpping.DefaultListen, Usage: "listen on `ADDR` (host:port; \":12000\" is every address, IPv4 and IPv6)"},
 			shareFlag("drop", "drop this share of datagrams at random"),
 			shareFlag("icmp-error", "answer this share of datagrams (of those not dropped) with an ICMP error instead of an echo; needs CAP_NET_RAW"),
@@ -62,7 +63,7 @@ Examples:
 			durationFlag("jitter", "", 0, "vary the delay at random by up to ± `JITTER`"),
 			&cli.Uint64Flag{Name: "seed", Usage: "seed the random drops, errors and jitter with `N` for a reproducible run (0: a random seed, printed)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "log nothing per datagram"},
-		},
+		}, serverMetricsFlags()...),
 		Action: udpServer,
 	}
 }
@@ -88,6 +89,13 @@ func udpServer(c *cli.Context) error {
 	if cfg.Jitter, err = flagDuration(c, "jitter"); err != nil {
 		return err
 	}
+	if err := checkMetricsAddr(c); err != nil {
+		return err
+	}
+	maxClients, err := metricsClients(c)
+	if err != nil {
+		return err
+	}
 	w := c.App.Writer
 	if !c.Bool("quiet") {
 		cfg.Log = func(m udpping.Message) { fmt.Fprintln(w, logLine(m)) }
@@ -96,7 +104,16 @@ func udpServer(c *cli.Context) error {
 	if err != nil {
 		return exitUsage("%s: %s", c.Command.HelpName, strings.TrimPrefix(err.Error(), "udpping: "))
 	}
+	msrv, err := startMetrics(c.Context, c, metrics.NewUDPServer(srv.Stats, cfg.ICMPErrorType.String(), maxClients))
+	if err != nil {
+		srv.Close()
+		return err
+	}
 	fmt.Fprintf(w, "UDP echo server on %s: %s; Ctrl-C stops it\n", srv.Addr(), impairments(cfg, srv.Seed()))
+	if msrv != nil {
+		defer msrv.Close()
+		fmt.Fprintf(w, "metrics on %s\n", msrv.URL())
+	}
 	err = srv.Serve(c.Context)
 	writeServerTable(w, srv.Stats())
 	if err != nil {
