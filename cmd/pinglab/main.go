@@ -26,7 +26,7 @@ var builders []func() *cli.Command
 func register(build func() *cli.Command) { builders = append(builders, build) }
 
 // commandOrder is the order of the top-level commands in help, the order a course meets them.
-var commandOrder = []string{"demo", "udp", "tcp", "ping", "trace", "lossy", "lab", "plot", "report"}
+var commandOrder = []string{"demo", "udp", "tcp", "ping", "trace", "lossy", "proxy", "lab", "plot", "report"}
 
 // version is set with -ldflags "-X main.version=..."; otherwise it comes from the build info.
 var version = ""
