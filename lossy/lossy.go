@@ -45,7 +45,6 @@ var (
 	// ErrLabExists is returned by LabUp when a namespace of the lab already exists.
 	ErrLabExists = errors.New("lab already exists")
 
-	errUnsupported = errors.New("not supported")
 	errShare       = errors.New("must be between 0% and 100%")
 	errProto       = errors.New("protocol must be udp, tcp or icmp")
 	errPortNoProto = errors.New("a port needs a protocol with ports")

@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -29,13 +28,13 @@ func CheckNetAdmin() error {
 }
 
 // conn holds the netlink connections to one namespace: rtnetlink (links, qdiscs) and
-// nfnetlink (nftables). All are bound to the namespace when opened, so no thread of the process
+// nfnetlink (nftables). Both are bound to the namespace when opened, so no thread of the process
 // stays in another namespace.
 type conn struct {
 	h    *netlink.Handle
-	sock *nl.NetlinkSocket
 	nft  *nftables.Conn
 	ns   netns.NsHandle
+	path string // the namespace's, "" for the process's own
 }
 
 func open(o Options) (*conn, error) {
@@ -46,7 +45,7 @@ func open(o Options) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{ns: netns.None()}
+	c := &conn{ns: netns.None(), path: p}
 	var nftOpts []nftables.ConnOption
 	if p != "" {
 		ns, err := netns.GetFromPath(p)
@@ -63,12 +62,6 @@ func open(o Options) (*conn, error) {
 		c.close()
 		return nil, fmt.Errorf("lossy: rtnetlink: %w", linkErr(err))
 	}
-	if c.sock, err = nl.GetNetlinkSocketAt(c.ns, netns.None(), unix.NETLINK_ROUTE); err != nil {
-		c.close()
-		return nil, fmt.Errorf("lossy: rtnetlink: %w", linkErr(err))
-	}
-	// Ask for the kernel's own words with errors ("Specified qdisc kind is unknown").
-	_ = c.sock.SetExtAck(true)
 	if c.nft, err = nftables.New(nftOpts...); err != nil {
 		c.close()
 		return nil, nftErr(err)
@@ -79,9 +72,6 @@ func open(o Options) (*conn, error) {
 func (c *conn) close() {
 	if c.h != nil {
 		c.h.Close()
-	}
-	if c.sock != nil {
-		c.sock.Close()
 	}
 	if c.ns.IsOpen() {
 		c.ns.Close()
@@ -115,7 +105,7 @@ func ApplyNetem(ctx context.Context, o Options, n Netem) error {
 	if err := c.clear(); err != nil {
 		return err
 	}
-	return applyNetem(c.h, c.sock, n)
+	return applyNetem(c.h, c.path, n)
 }
 
 // ApplyDrop clears what pinglab had set in the namespace and drops a random share of packets,
@@ -203,10 +193,13 @@ func Hold(ctx context.Context, o Options, d time.Duration) error {
 	return Clear(context.WithoutCancel(ctx), o)
 }
 
-// inNetns runs f on an OS thread switched into the namespace at path, then switches the thread
-// back. It runs on a goroutine of its own: if the switch back fails, the thread stays locked
+// inNetns runs f on an OS thread switched into the namespace at path ("": the process's own,
+// where f just runs), then switches the thread back. It runs on a goroutine of its own: if the switch back fails, the thread stays locked
 // and Go discards it when the goroutine ends, so no other code runs in the wrong namespace.
 func inNetns(path string, f func() error) error {
+	if path == "" {
+		return f()
+	}
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()

@@ -4,11 +4,14 @@ package lossy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 	"runtime"
 	"time"
 )
+
+var errUnsupported = errors.New("not supported")
 
 // unsupported names the system, so that a student on macOS or Windows reads why.
 func unsupported() error {

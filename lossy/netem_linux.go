@@ -12,6 +12,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+func init() {
+	// Ask for the kernel's own words with errors on the sockets netlink opens per call.
+	nl.EnableErrorMessageReporting = true
+}
+
 // netemHandle is pinglab's netem qdisc handle, 7067:0.
 var netemHandle = netlink.MakeHandle(NetemHandleMajor, 0)
 
@@ -40,43 +45,26 @@ func ticksToDuration(t uint32, ticksPerUsec float64) time.Duration {
 	return time.Duration(math.Round(float64(t)/ticksPerUsec)) * time.Microsecond
 }
 
-// netemRequest builds the body of RTM_NEWQDISC (a tcmsg, TCA_KIND "netem", TCA_OPTIONS) that
-// puts n at the root of interface ifindex under pinglab's handle.
-func netemRequest(ifindex int, n Netem, ticksPerUsec float64) []byte {
-	msg := nl.TcMsg{Family: nl.FAMILY_ALL, Ifindex: int32(ifindex), Handle: netemHandle, Parent: netlink.HANDLE_ROOT}
-	b := msg.Serialize()
-	b = append(b, nl.NewRtAttr(nl.TCA_KIND, nl.ZeroTerminated("netem")).Serialize()...)
-	opt := nl.TcNetemQopt{
-		Latency:   durationToTicks(n.Delay, ticksPerUsec),
-		Limit:     1000, // tc's default queue length
-		Loss:      shareToU32(n.Loss),
-		Duplicate: shareToU32(n.Duplicate),
-		Jitter:    durationToTicks(n.Jitter, ticksPerUsec),
+// netemQdisc is n as the netem qdisc that `tc qdisc replace dev DEV root handle 7067: netem ...`
+// makes at the root of interface ifindex: the raw u32 fields, computed as tc computes them
+// (netlink.NewNetem converts shares in float32, and times with its own rounding).
+func netemQdisc(ifindex int, n Netem, ticksPerUsec float64) *netlink.Netem {
+	q := &netlink.Netem{
+		QdiscAttrs:  netlink.QdiscAttrs{LinkIndex: ifindex, Handle: netemHandle, Parent: netlink.HANDLE_ROOT},
+		Latency:     durationToTicks(n.Delay, ticksPerUsec),
+		Limit:       1000, // tc's default queue length
+		Loss:        shareToU32(n.Loss),
+		LossCorr:    shareToU32(n.LossCorr),
+		Duplicate:   shareToU32(n.Duplicate),
+		Jitter:      durationToTicks(n.Jitter, ticksPerUsec),
+		ReorderProb: shareToU32(n.Reorder),
+		CorruptProb: shareToU32(n.Corrupt),
+		Rate64:      n.Rate,
 	}
 	if n.Reorder > 0 {
-		opt.Gap = 1 // as tc: reorder without a gap would do nothing
+		q.Gap = 1 // as tc: reorder without a gap would do nothing
 	}
-	options := nl.NewRtAttr(nl.TCA_OPTIONS, opt.Serialize())
-	if n.LossCorr > 0 {
-		corr := nl.TcNetemCorr{LossCorr: shareToU32(n.LossCorr)}
-		options.AddRtAttr(nl.TCA_NETEM_CORR, corr.Serialize())
-	}
-	if n.Reorder > 0 {
-		r := nl.TcNetemReorder{Probability: shareToU32(n.Reorder)}
-		options.AddRtAttr(nl.TCA_NETEM_REORDER, r.Serialize())
-	}
-	if n.Corrupt > 0 {
-		c := nl.TcNetemCorrupt{Probability: shareToU32(n.Corrupt)}
-		options.AddRtAttr(nl.TCA_NETEM_CORRUPT, c.Serialize())
-	}
-	if n.Rate > 0 {
-		r := nl.TcNetemRate{Rate: uint32(min(n.Rate, math.MaxUint32))}
-		if n.Rate >= math.MaxUint32 {
-			options.AddRtAttr(nl.TCA_NETEM_RATE64, nl.Uint64Attr(n.Rate))
-		}
-		options.AddRtAttr(nl.TCA_NETEM_RATE, r.Serialize())
-	}
-	return append(b, options.Serialize()...)
+	return q
 }
 
 // netemFromQdisc reads a netem qdisc the kernel reported back into a Netem.
@@ -160,8 +148,9 @@ func readNetem(h *netlink.Handle, s *State) error {
 	return nil
 }
 
-// applyNetem puts n at the root of its interface, after pinglab's leftovers were cleared.
-func applyNetem(h *netlink.Handle, sock *nl.NetlinkSocket, n Netem) error {
+// applyNetem puts n at the root of its interface in the namespace at path ("": the process's
+// own), after pinglab's leftovers were cleared.
+func applyNetem(h *netlink.Handle, path string, n Netem) error {
 	l, err := h.LinkByName(n.Dev)
 	if err != nil {
 		return fmt.Errorf("lossy: interface %q: %w", n.Dev, linkErr(err))
@@ -174,10 +163,12 @@ func applyNetem(h *netlink.Handle, sock *nl.NetlinkSocket, n Netem) error {
 		return fmt.Errorf("lossy: %s: %w: %s %s is there (someone's tc qdisc); remove it or use --force to replace it",
 			n.Dev, ErrForeignQdisc, q.Type(), netlink.HandleStr(q.Attrs().Handle))
 	}
-	req := nl.NewNetlinkRequest(unix.RTM_NEWQDISC, unix.NLM_F_CREATE|unix.NLM_F_REPLACE|unix.NLM_F_ACK)
-	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: sock}}
-	req.AddRawData(netemRequest(l.Attrs().Index, n, netlink.TickInUsec()))
-	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
+	// The package's QdiscReplace, not h's: a Handle's sockets cannot ask for the kernel's own
+	// words with an error (NETLINK_EXT_ACK, "Specified qdisc kind is unknown"), the one-shot
+	// socket of a package-level call can (nl.EnableErrorMessageReporting, set in init). It opens
+	// in the namespace of the thread, which inNetns switches.
+	q = netemQdisc(l.Attrs().Index, n, netlink.TickInUsec())
+	if err := inNetns(path, func() error { return netlink.QdiscReplace(q) }); err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			// RTM_NEWQDISC answers ENOENT only for a kind it does not know (a missing link is
 			// ENODEV): "Specified qdisc kind is unknown".

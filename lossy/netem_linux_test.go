@@ -1,7 +1,6 @@
 package lossy
 
 import (
-	"encoding/binary"
 	"testing"
 	"time"
 
@@ -9,57 +8,40 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// ne32 appends u32s in host byte order, as rtnetlink structs are.
-func ne32(b []byte, v ...uint32) []byte {
-	for _, x := range v {
-		b = binary.NativeEndian.AppendUint32(b, x)
-	}
-	return b
-}
-
-// attr appends one rtattr (length, type, data, padding to 4).
-func attr(b []byte, typ uint16, data []byte) []byte {
-	b = binary.NativeEndian.AppendUint16(b, uint16(4+len(data)))
-	b = binary.NativeEndian.AppendUint16(b, typ)
-	b = append(b, data...)
-	for len(b)%4 != 0 {
-		b = append(b, 0)
-	}
-	return b
-}
-
-func TestNetemRequestBytes(t *testing.T) {
+// TestNetemQdisc checks the raw fields of the qdisc pinglab asks netlink.QdiscReplace for: the
+// numbers tc puts in its RTM_NEWQDISC for the same command (tc -d qdisc show prints them back),
+// with the handle 7067: at the root of the interface.
+func TestNetemQdisc(t *testing.T) {
 	const tick = 15.625 // ticks per microsecond: /proc/net/psched 000003e8 00000040 on a 1 GHz clock
+	attrs := netlink.QdiscAttrs{LinkIndex: 7, Handle: 0x70670000, Parent: 0xffffffff}
 	for _, tc := range []struct {
 		name string
 		n    Netem
-		want []byte
+		want *netlink.Netem
 	}{
-		{"loss 20%", Netem{Dev: "eth0", Loss: 0.2}, func() []byte {
-			b := append(ne32(nil, 0, 7), ne32(nil, 0x70670000, 0xffffffff, 0)...) // family+pad, ifindex, handle 7067:, parent root, info
-			b = attr(b, 1, []byte("netem\x00"))
-			return attr(b, 2, ne32(nil, 0, 1000, 858993459, 0, 0, 0)) // latency, limit, loss, gap, duplicate, jitter
-		}()},
+		{"loss 20%", Netem{Dev: "eth0", Loss: 0.2},
+			&netlink.Netem{QdiscAttrs: attrs, Limit: 1000, Loss: 858993459}},
 		{"everything", Netem{Dev: "eth0", Loss: 0.2, LossCorr: 0.25, Delay: 100 * time.Millisecond, Jitter: 10 * time.Millisecond,
-			Duplicate: 0.01, Reorder: 0.05, Corrupt: 0.001, Rate: 125000}, func() []byte {
-			b := append(ne32(nil, 0, 7), ne32(nil, 0x70670000, 0xffffffff, 0)...)
-			b = attr(b, 1, []byte("netem\x00"))
-			opts := ne32(nil, 1562500, 1000, 858993459, 1, 42949673, 156250)
-			opts = attr(opts, 1, ne32(nil, 0, 1073741824, 0)) // TCA_NETEM_CORR: delay, loss, duplicate
-			opts = attr(opts, 3, ne32(nil, 214748365, 0))     // TCA_NETEM_REORDER
-			opts = attr(opts, 4, ne32(nil, 4294967, 0))       // TCA_NETEM_CORRUPT
-			opts = attr(opts, 6, ne32(nil, 125000, 0, 0, 0))  // TCA_NETEM_RATE: bytes/s, overheads, cell
-			return attr(b, 2, opts)
-		}()},
-		{"100% and 0%", Netem{Dev: "eth0", Loss: 1}, func() []byte {
-			b := append(ne32(nil, 0, 7), ne32(nil, 0x70670000, 0xffffffff, 0)...)
-			b = attr(b, 1, []byte("netem\x00"))
-			return attr(b, 2, ne32(nil, 0, 1000, 0xffffffff, 0, 0, 0))
-		}()},
+			Duplicate: 0.01, Reorder: 0.05, Corrupt: 0.001, Rate: 125000},
+			&netlink.Netem{QdiscAttrs: attrs, Latency: 1562500, Limit: 1000, Loss: 858993459, Gap: 1, Duplicate: 42949673, Jitter: 156250,
+				LossCorr: 1073741824, ReorderProb: 214748365, CorruptProb: 4294967, Rate64: 125000}},
+		{"100% and 0%", Netem{Dev: "eth0", Loss: 1},
+			&netlink.Netem{QdiscAttrs: attrs, Limit: 1000, Loss: 0xffffffff}},
+		{"rate past 32 bits", Netem{Dev: "eth0", Rate: 1 << 33},
+			&netlink.Netem{QdiscAttrs: attrs, Limit: 1000, Rate64: 1 << 33}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, netemRequest(7, tc.n, tick)); diff != "" {
-				t.Errorf("request (-want +got):\n%s", diff)
+			got := netemQdisc(7, tc.n, tick)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("qdisc (-want +got):\n%s", diff)
+			}
+			if got.Type() != "netem" || netlink.HandleStr(got.Handle) != "7067:0" || got.Parent != netlink.HANDLE_ROOT {
+				t.Errorf("qdisc %s %s parent %s, want netem 7067:0 at the root", got.Type(), netlink.HandleStr(got.Handle), netlink.HandleStr(got.Parent))
+			}
+			// What Show reads back from the kernel is what was asked for.
+			n := tc.n
+			if diff := cmp.Diff(n, netemFromQdisc("eth0", got, tick)); diff != "" {
+				t.Errorf("read back (-want +got):\n%s", diff)
 			}
 		})
 	}
