@@ -81,7 +81,8 @@ type readmeCommand struct {
 func parseREADME(lines []string) ([]readmeExample, error) {
 	var exs []readmeExample
 	for i := 0; i < len(lines); i++ {
-		l := strings.TrimSpace(lines[i])
+		// A marker starts its line; one shown indented (as in the README's own note) is text.
+		l := strings.TrimRight(lines[i], " ")
 		if !strings.HasPrefix(l, readmeMarker) {
 			continue
 		}
