@@ -189,6 +189,14 @@ func newConn(fd int, cfg Config, raw bool) (*Conn, error) {
 			return nil, err
 		}
 	}
+	if err := cfg.Socket.Apply(fd, c.v6); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("icmpping: %w", err)
+	}
+	if err := bindSource(fd, cfg.Source); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
 	c.f = os.NewFile(uintptr(fd), "icmp")
 	rc, err := c.f.SyscallConn()
 	if err != nil {
@@ -202,6 +210,21 @@ func newConn(fd int, cfg Config, raw bool) (*Conn, error) {
 		return c.rgot || c.rerr != nil
 	}
 	return c, nil
+}
+
+// bindSource binds fd to the local address src, when it is valid, so that requests leave from it.
+func bindSource(fd int, src netip.Addr) error {
+	if !src.IsValid() {
+		return nil
+	}
+	var sa unix.Sockaddr = &unix.SockaddrInet4{Addr: src.Unmap().As4()}
+	if src.Is6() && !src.Is4In6() {
+		sa = &unix.SockaddrInet6{Addr: src.As16()}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return fmt.Errorf("icmpping: bind to source %s: %w", src, err)
+	}
+	return nil
 }
 
 func setTTL(fd int, v6 bool, ttl int) error {

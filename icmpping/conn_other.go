@@ -49,6 +49,9 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
+	if !cfg.Socket.IsZero() || cfg.Source.IsValid() {
+		return nil, fmt.Errorf("icmpping: %w: tos, interface and source on %s/%s", ErrNotSupported, runtime.GOOS, runtime.GOARCH)
+	}
 	c := &Conn{v6: cfg.Target.Is6(), target: cfg.Target, size: cfg.Size,
 		wbuf: make([]byte, 0, 8+cfg.Size), rbuf: make([]byte, 65536)}
 	dgram, raw, any := "udp4", "ip4:icmp", "0.0.0.0"

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/pinglab/pinglab/internal/icmperr"
+	"github.com/pinglab/pinglab/internal/sock"
 )
 
 // DefaultSize is iputils' default payload size: 56 bytes, so that replies read "64 bytes from".
@@ -59,6 +60,11 @@ type Config struct {
 	TTL int
 	// Privileged forces a raw socket instead of trying a datagram socket first.
 	Privileged bool
+	// Socket holds the requests' TOS and interface (Linux); its TTL, when set, is TTL's.
+	Socket sock.Options
+	// Source, when valid, is the address the requests come from; it must be of Target's
+	// family (Linux).
+	Source netip.Addr
 }
 
 func (c *Config) check() error {

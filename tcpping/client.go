@@ -84,6 +84,8 @@ type Config struct {
 	Timeout time.Duration
 	// LocalAddr, when valid, is the address the client's connections come from.
 	LocalAddr netip.Addr
+	// Socket holds the connections' TTL, TOS and interface; the zero value keeps the system's.
+	Socket sock.Options
 }
 
 // A Client sends pings over TCP and reads their echoes, the server's "LOST" and the errors of
@@ -227,7 +229,7 @@ func (c *Client) Send(ctx context.Context, seq int) (time.Time, error) {
 
 // dial connects a new stream and starts its reader.
 func (c *Client) dial(ctx context.Context) (*stream, error) {
-	d := net.Dialer{Timeout: c.cfg.Timeout}
+	d := net.Dialer{Timeout: c.cfg.Timeout, Control: c.cfg.Socket.Control(nil)}
 	if c.cfg.LocalAddr.IsValid() {
 		d.LocalAddr = &net.TCPAddr{IP: c.cfg.LocalAddr.AsSlice(), Zone: c.cfg.LocalAddr.Zone()}
 	}

@@ -28,6 +28,10 @@ type Config struct {
 	// MinSize to MaxSize; 0 means DefaultSize. The message is never cut: a probe whose message
 	// is longer than Size (seq 10 and up with Size = MinSize) is sent longer.
 	Size int
+	// Socket holds the pings' TTL, TOS and interface; the zero value keeps the system's.
+	Socket sock.Options
+	// LocalAddr, when valid, is the address the pings come from.
+	LocalAddr netip.Addr
 }
 
 var (
@@ -72,7 +76,10 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	if remote.Addr().Is6() {
 		network = "udp6"
 	}
-	d := net.Dialer{Control: controlSocket}
+	d := net.Dialer{Control: cfg.Socket.Control(controlSocket)}
+	if cfg.LocalAddr.IsValid() {
+		d.LocalAddr = &net.UDPAddr{IP: cfg.LocalAddr.AsSlice(), Zone: cfg.LocalAddr.Zone()}
+	}
 	nc, err := d.DialContext(ctx, network, remote.String())
 	if err != nil {
 		return nil, fmt.Errorf("udpping: dial %s: %w", remote, err)

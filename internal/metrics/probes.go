@@ -130,3 +130,9 @@ func (t *Target) Event(ev probe.Event) {
 		t.errors.WithLabelValues(typ, code).Inc()
 	}
 }
+
+// SentCounter and the like return a series' counters, for tests that read them.
+func (t *Target) SentCounter() prometheus.Counter { return t.sent }
+
+// TimeoutCounter returns the series' counter of timeouts.
+func (t *Target) TimeoutCounter() prometheus.Counter { return t.timeouts }
