@@ -130,11 +130,11 @@ func (e *Exporter) Close() {
 
 // A job probes one target round after round.
 type job struct {
-	t      Target
-	series *metrics.Target
+	t                             Target
+	series                        *metrics.Target
 	rounds, late, skipped, failed prometheus.Counter
-	cancel context.CancelFunc
-	done   chan struct{}
+	cancel                        context.CancelFunc
+	done                          chan struct{}
 }
 
 func (j *job) stop() { j.cancel() }
