@@ -86,7 +86,7 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	if rawErr == nil {
 		return newConn(fd, cfg, true)
 	}
-	return nil, noSocketError(cfg.Privileged, dgramErr, rawErr)
+	return nil, noSocketError(dgramErr, rawErr)
 }
 
 func socket(v6, raw bool) (int, error) {
@@ -101,8 +101,10 @@ func socket(v6, raw bool) (int, error) {
 	return unix.Socket(family, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
 }
 
-// noSocketError explains why no ICMP socket opened and lists every remedy.
-func noSocketError(privileged bool, dgramErr, rawErr error) error {
+// noSocketError explains why no ICMP socket opened: each socket's errno and, where it is the
+// cause, the sysctl or capability that refused it. The remedies are the caller's to give (they
+// name the caller's own program and flags).
+func noSocketError(dgramErr, rawErr error) error {
 	var why []string
 	if dgramErr != nil {
 		w := "datagram socket: " + dgramErr.Error()
@@ -117,13 +119,7 @@ func noSocketError(privileged bool, dgramErr, rawErr error) error {
 		w += " (needs CAP_NET_RAW)"
 	}
 	why = append(why, w)
-	fix := `allow unprivileged ping with: sudo sysctl -w net.ipv4.ping_group_range="0 2147483647"; ` +
-		`or give pinglab raw sockets with: sudo setcap cap_net_raw+ep $(which pinglab); or run it as root`
-	if privileged {
-		fix = `give pinglab raw sockets with: sudo setcap cap_net_raw+ep $(which pinglab); or run it as root; ` +
-			`or drop --privileged and allow unprivileged ping with: sudo sysctl -w net.ipv4.ping_group_range="0 2147483647"`
-	}
-	return fmt.Errorf("icmpping: %w: %s. To fix it, %s", ErrNoSocket, strings.Join(why, "; "), fix)
+	return fmt.Errorf("icmpping: %w: %s", ErrNoSocket, strings.Join(why, "; "))
 }
 
 func newConn(fd int, cfg Config, raw bool) (*Conn, error) {

@@ -96,7 +96,7 @@ func noSocketErrorOther(dgramErr, rawErr error) error {
 		why = append(why, "datagram socket: "+dgramErr.Error())
 	}
 	why = append(why, "raw socket: "+rawErr.Error())
-	return fmt.Errorf("icmpping: %w on %s/%s: %s. To fix it, run pinglab as root (Administrator on Windows)",
+	return fmt.Errorf("icmpping: %w on %s/%s: %s",
 		ErrNoSocket, runtime.GOOS, runtime.GOARCH, strings.Join(why, "; "))
 }
 
@@ -211,5 +211,5 @@ func (c *Conn) packet(b []byte, peer net.Addr) (probe.Packet, bool) {
 }
 
 func dialUDPTracer(cfg TraceConfig) (tracer, error) {
-	return nil, fmt.Errorf("icmpping: UDP traceroute is %w on %s/%s (it reads the Linux error queue); use --proto icmp", ErrNotSupported, runtime.GOOS, runtime.GOARCH)
+	return nil, fmt.Errorf("icmpping: UDP traceroute is %w on %s/%s (it reads the Linux error queue)", ErrNotSupported, runtime.GOOS, runtime.GOARCH)
 }

@@ -31,7 +31,7 @@ const (
 	MaxSize6 = 65535 - 8
 )
 
-// ErrNoSocket is returned (wrapped, with the reason and every remedy) when neither a datagram
+// ErrNoSocket is returned (wrapped, with the reason) when neither a datagram
 // nor a raw ICMP socket can be opened.
 var ErrNoSocket = errors.New("cannot open an ICMP socket")
 

@@ -34,7 +34,7 @@ func LabUp(ctx context.Context, hosts int, opts ...LabOption) (LabInfo, error) {
 	}
 	for _, name := range []string{HostClient, HostServer, HostRouter} {
 		if p := filepath.Join("/run/netns", cfg.prefix+name); exists(p) {
-			return plan, fmt.Errorf("lossy: %s: %w; `pinglab lab down` removes it", p, ErrLabExists)
+			return plan, fmt.Errorf("lossy: %s: %w", p, ErrLabExists)
 		}
 	}
 	var made []string
@@ -64,7 +64,7 @@ func buildLab(ctx context.Context, plan LabInfo, made *[]string) error {
 		}
 		ns, err := newNamed(h.Netns)
 		if errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("lossy: %s: %w; `pinglab lab down` removes it", h.Netns, ErrLabExists)
+			return fmt.Errorf("lossy: %s: %w", h.Netns, ErrLabExists)
 		}
 		if err != nil {
 			return err
@@ -274,7 +274,7 @@ func LabStatus(ctx context.Context, opts ...LabOption) (LabInfo, error) {
 		l.Hosts = append(l.Hosts, host)
 	}
 	if len(l.Hosts) == 0 {
-		return l, fmt.Errorf("lossy: %w", errNoLab)
+		return l, fmt.Errorf("lossy: %w", ErrNoLab)
 	}
 	// A veth does not name the namespace of its peer; the plan the lab was built from does.
 	hosts := 2
@@ -388,7 +388,7 @@ func LabExec(ctx context.Context, host string, cmd *exec.Cmd, opts ...LabOption)
 	}
 	ns := cfg.prefix + name
 	if !exists(filepath.Join("/run/netns", ns)) {
-		return fmt.Errorf("lossy: no lab host %s (%s): %w", name, ns, errNoLab)
+		return fmt.Errorf("lossy: no lab host %s (%s): %w", name, ns, ErrNoLab)
 	}
 	if err := StartIn(ns, cmd); err != nil {
 		return err

@@ -44,6 +44,8 @@ var (
 	ErrForeignQdisc = errors.New("root qdisc is not the kernel default nor pinglab's")
 	// ErrLabExists is returned by LabUp when a namespace of the lab already exists.
 	ErrLabExists = errors.New("lab already exists")
+	// ErrNoLab is returned by LabStatus and LabExec when the lab (or the host asked for) is not up.
+	ErrNoLab = errors.New("no lab is up")
 
 	errShare       = errors.New("must be between 0% and 100%")
 	errProto       = errors.New("protocol must be udp, tcp or icmp")
@@ -51,7 +53,7 @@ var (
 	errDir         = errors.New("direction must be in or out")
 	errWith        = errors.New("reject type must be net-unreachable, host-unreachable, proto-unreachable, port-unreachable, admin-prohibited or tcp-reset")
 	errResetProto  = errors.New("tcp-reset rejects only tcp")
-	errNoDev       = errors.New("an interface is needed (--dev)")
+	errNoDev       = errors.New("an interface is needed")
 	errDelay       = errors.New("delay out of range (0 to 60s)")
 	errJitter      = errors.New("jitter needs a delay at least as large")
 	errReorder     = errors.New("reorder needs a delay (netem reorders by sending some packets without it)")
@@ -59,7 +61,6 @@ var (
 	errNetns       = errors.New("bad namespace name")
 	errHosts       = errors.New("a lab has 2 or 3 hosts")
 	errHost        = errors.New("unknown lab host: want client, server or router")
-	errNoLab       = errors.New("no lab is up: run `pinglab lab up` first")
 	errSpec        = errors.New("unreadable rule comment")
 )
 

@@ -160,7 +160,7 @@ func applyNetem(h *netlink.Handle, path string, n Netem) error {
 		return linkErr(err)
 	}
 	if !isDefault(q) && !isOurs(q) && !n.Force {
-		return fmt.Errorf("lossy: %s: %w: %s %s is there (someone's tc qdisc); remove it or use --force to replace it",
+		return fmt.Errorf("lossy: %s: %w: %s %s is there (someone's tc qdisc)",
 			n.Dev, ErrForeignQdisc, q.Type(), netlink.HandleStr(q.Attrs().Handle))
 	}
 	// The package's QdiscReplace, not h's: a Handle's sockets cannot ask for the kernel's own
@@ -176,7 +176,7 @@ func applyNetem(h *netlink.Handle, path string, n Netem) error {
 			if _, msg, ok := strings.Cut(says, ": "); ok {
 				says = msg // the extended ack's words, after the errno's
 			}
-			return fmt.Errorf("lossy: %w (sch_netem is not built or cannot be loaded; the kernel says %q); `pinglab lossy drop --prob P` gives loss through nftables instead",
+			return fmt.Errorf("lossy: %w (sch_netem is not built or cannot be loaded; the kernel says %q)",
 				ErrNetemMissing, says)
 		}
 		return fmt.Errorf("lossy: netem on %s: %w", n.Dev, linkErr(err))

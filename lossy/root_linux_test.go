@@ -208,8 +208,8 @@ func TestLabUpDownTwice(t *testing.T) {
 				t.Errorf("%s%s survived LabDown", prefix, n)
 			}
 		}
-		if _, err := LabStatus(ctx, WithPrefix(prefix)); !errors.Is(err, errNoLab) {
-			t.Errorf("LabStatus after down = %v, want errNoLab", err)
+		if _, err := LabStatus(ctx, WithPrefix(prefix)); !errors.Is(err, ErrNoLab) {
+			t.Errorf("LabStatus after down = %v, want ErrNoLab", err)
 		}
 	}
 }
@@ -627,7 +627,10 @@ func TestNetemMissingError(t *testing.T) {
 		return
 	}
 	msg := err.Error()
-	for _, w := range []string{"netem is missing in this kernel", "pinglab lossy drop", "Specified qdisc kind is unknown"} {
+	if !errors.Is(err, ErrNetemMissing) {
+		t.Errorf("error %q is not ErrNetemMissing (cmd/pinglab words the way out for it)", msg)
+	}
+	for _, w := range []string{"netem is missing in this kernel", "Specified qdisc kind is unknown"} {
 		if !strings.Contains(msg, w) {
 			t.Errorf("error %q lacks %q", msg, w)
 		}

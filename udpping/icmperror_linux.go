@@ -1,7 +1,6 @@
 package udpping
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -88,10 +87,6 @@ func openRaw(family, proto int) (*os.File, error) {
 	name := map[int]string{unix.AF_INET: "ICMP", unix.AF_INET6: "ICMPv6"}[family]
 	fd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, proto)
 	if err != nil {
-		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
-			return nil, fmt.Errorf("udpping: %w: open a raw %s socket: %w (run as root, or: sudo setcap cap_net_raw+ep PATH-TO-PINGLAB)",
-				ErrNeedRaw, name, err)
-		}
 		return nil, fmt.Errorf("udpping: %w: open a raw %s socket: %w", ErrNeedRaw, name, err)
 	}
 	if family == unix.AF_INET {

@@ -76,7 +76,7 @@ func newClientRun(c *cli.Context) (*clientRun, error) {
 		Flood:        opts.Flood,
 	}
 	if _, err := report.New(c.String("format"), nil, ropts); err != nil {
-		return nil, exitUsage("%s: --format: %v", c.Command.HelpName, err)
+		return nil, flagFailure(c, "--format", err)
 	}
 	if err := checkPlotFlag(c); err != nil { // issue 7: --plot
 		return nil, err
@@ -107,13 +107,13 @@ func (cr *clientRun) run(ctx context.Context, h report.Header, t probe.Transport
 	c := cr.c
 	r, err := report.New(c.String("format"), c.App.Writer, cr.ropts)
 	if err != nil {
-		return exitUsage("%s: --format: %v", c.Command.HelpName, err)
+		return flagFailure(c, "--format", err)
 	}
 	var csv *report.CSV
 	if path := c.String("csv"); path != "" {
 		f, err := os.Create(path)
 		if err != nil {
-			return exitUsage("%s: --csv: %v", c.Command.HelpName, err)
+			return flagFailure(c, "--csv", err)
 		}
 		defer f.Close()
 		csv = report.NewCSV(f, h)
@@ -159,7 +159,7 @@ func (cr *clientRun) run(ctx context.Context, h report.Header, t probe.Transport
 	r.Finish(sum, res)
 	if csv != nil {
 		if err := csv.Flush(); err != nil {
-			return exitUsage("%s: --csv: %v", c.Command.HelpName, err)
+			return flagFailure(c, "--csv", err)
 		}
 	}
 	if err := x.WritePlot(); err != nil {
@@ -172,7 +172,7 @@ func (cr *clientRun) run(ctx context.Context, h report.Header, t probe.Transport
 	case r.Err() != nil && !errors.Is(r.Err(), syscall.EPIPE):
 		return cli.Exit(fmt.Sprintf("%s: write output: %v", c.Command.HelpName, r.Err()), 2)
 	case runErr != nil:
-		return cli.Exit(fmt.Sprintf("%s: %v", c.Command.HelpName, runErr), 2)
+		return failure(c, runErr)
 	case sum.Received == 0:
 		return cli.Exit("", 1)
 	case cr.opts.Count > 0 && cr.opts.Deadline > 0 && sum.Received < cr.opts.Count:

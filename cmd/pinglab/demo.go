@@ -75,7 +75,7 @@ func demo(c *cli.Context) error {
 	}
 	srv, err := udpping.Listen(c.Context, udpping.ServerConfig{Addr: loopback + ":0", Network: network, Drop: drop, Seed: c.Uint64("seed")})
 	if err != nil {
-		return exitUsage("%s: %s", c.Command.HelpName, strings.TrimPrefix(err.Error(), "udpping: "))
+		return failure(c, err)
 	}
 	ctx, stop := context.WithCancel(c.Context)
 	var wg sync.WaitGroup
@@ -85,7 +85,7 @@ func demo(c *cli.Context) error {
 
 	conn, err := udpping.Dial(c.Context, udpping.Config{Addr: srv.Addr().String(), Network: network, Size: c.Int("size")})
 	if err != nil {
-		return exitUsage("%s: %s", c.Command.HelpName, strings.TrimPrefix(err.Error(), "udpping: "))
+		return failure(c, err)
 	}
 	defer conn.Close()
 	if c.String("format") != "json" {

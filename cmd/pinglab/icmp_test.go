@@ -206,7 +206,7 @@ func TestPingAsNobody(t *testing.T) {
 	}{
 		{"ping -c 1 127.0.0.1", []string{"pinglab ping: cannot open an ICMP socket: datagram socket: permission denied",
 			`net.ipv4.ping_group_range "1 0"`, `sudo sysctl -w net.ipv4.ping_group_range="0 2147483647"`,
-			"sudo setcap cap_net_raw+ep $(which pinglab)", "run it as root"}},
+			"sudo setcap cap_net_raw+ep " + bin + "; ", "run it as root"}},
 		{"ping -f -c 1 127.0.0.1", []string{"pinglab ping: cannot flood, minimal interval for user must be >= 2 ms, use -i 0.002 (or higher)"}},
 		{"ping -i 0.001 -c 1 127.0.0.1", []string{"cannot flood"}},
 	}

@@ -60,12 +60,12 @@ func labUp(c *cli.Context) error {
 	if n := c.Int("hosts"); n != 2 && n != 3 {
 		return exitUsage("%s: --hosts: %d (want 2 or 3)", name, n)
 	}
-	if err := setupCheck(name); err != nil {
+	if err := setupCheck(c); err != nil {
 		return err
 	}
 	l, err := lossy.LabUp(c.Context, c.Int("hosts"), lossy.WithPrefix(labPrefix))
 	if err != nil {
-		return lossyErr(name, err)
+		return failure(c, err)
 	}
 	w := c.App.Writer
 	fmt.Fprintf(w, "Lab up: %d hosts.\n", len(l.Hosts))
@@ -132,12 +132,11 @@ Examples:
 }
 
 func labDown(c *cli.Context) error {
-	name := c.Command.HelpName
-	if err := setupCheck(name); err != nil {
+	if err := setupCheck(c); err != nil {
 		return err
 	}
 	if err := lossy.LabDown(c.Context, lossy.WithPrefix(labPrefix)); err != nil {
-		return lossyErr(name, err)
+		return failure(c, err)
 	}
 	fmt.Fprintln(c.App.Writer, "Lab down.")
 	return nil
@@ -155,13 +154,12 @@ func labStatusCommand() *cli.Command {
 }
 
 func labStatus(c *cli.Context) error {
-	name := c.Command.HelpName
-	if err := setupCheck(name); err != nil {
+	if err := setupCheck(c); err != nil {
 		return err
 	}
 	l, err := lossy.LabStatus(c.Context, lossy.WithPrefix(labPrefix))
 	if err != nil {
-		return lossyErr(name, err)
+		return failure(c, err)
 	}
 	w := c.App.Writer
 	fmt.Fprintf(w, "Lab: %d hosts.\n", len(l.Hosts))
@@ -207,7 +205,7 @@ func labExec(c *cli.Context) error {
 	if len(args) < 2 {
 		return exitUsage("%s: want a host and a command: pinglab lab exec client -- ping -c 1 10.77.1.2", name)
 	}
-	if err := setupCheck(name); err != nil {
+	if err := setupCheck(c); err != nil {
 		return err
 	}
 	cmd := exec.CommandContext(c.Context, args[1], args[2:]...)
@@ -226,5 +224,5 @@ func labExec(c *cli.Context) error {
 		}
 		return cli.Exit("", 1)
 	}
-	return lossyErr(name, err)
+	return failure(c, err)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -103,7 +102,7 @@ func lossyNetem(c *cli.Context) error {
 	}
 	if r := c.String("rate"); r != "" {
 		if n.Rate, err = lossy.ParseRate(r); err != nil {
-			return exitUsage("%s: --rate: %v", c.Command.HelpName, err)
+			return flagFailure(c, "--rate", err)
 		}
 	}
 	return lossyApply(c, func(ctx context.Context, o lossy.Options) error { return lossy.ApplyNetem(ctx, o, n) },
@@ -183,7 +182,7 @@ func lossyReject(c *cli.Context) error {
 	}
 	with, err := lossy.ParseRejectType(c.String("with"))
 	if err != nil {
-		return exitUsage("%s: --with: %s", c.Command.HelpName, strings.TrimPrefix(err.Error(), "lossy: "))
+		return flagFailure(c, "--with", err)
 	}
 	r := lossy.Reject{With: with, Proto: proto, Port: port, From: from}
 	return lossyApply(c, func(ctx context.Context, o lossy.Options) error { return lossy.ApplyReject(ctx, o, r) },
@@ -199,7 +198,7 @@ func matchArgs(c *cli.Context) (proto string, port uint16, from netip.Prefix, er
 	}
 	if s := c.String("from"); s != "" {
 		if from, err = lossy.ParsePrefix(s); err != nil {
-			return "", 0, from, exitUsage("%s: --from: %v", c.Command.HelpName, err)
+			return "", 0, from, flagFailure(c, "--from", err)
 		}
 	}
 	return c.String("proto"), uint16(c.Uint("port")), from, nil
@@ -208,17 +207,16 @@ func matchArgs(c *cli.Context) (proto string, port uint16, from netip.Prefix, er
 // lossyApply applies a scenario and says what it did; with --for it holds the scenario that
 // long (or until Ctrl-C / SIGTERM cancel the context) and removes it.
 func lossyApply(c *cli.Context, apply func(context.Context, lossy.Options) error, s lossy.State) error {
-	name := c.Command.HelpName
 	hold, err := flagDuration(c, "for")
 	if err != nil {
 		return err
 	}
-	if err := setupCheck(name); err != nil {
+	if err := setupCheck(c); err != nil {
 		return err
 	}
 	o := lossy.Options{Netns: c.String("netns")}
 	if err := apply(c.Context, o); err != nil {
-		return lossyErr(name, err)
+		return failure(c, err)
 	}
 	w := c.App.Writer
 	for _, l := range s.Words() {
@@ -230,7 +228,7 @@ func lossyApply(c *cli.Context, apply func(context.Context, lossy.Options) error
 	}
 	fmt.Fprintf(w, "Holding it for %s (Ctrl-C removes it sooner).\n", formatDuration(hold))
 	if err := lossy.Hold(c.Context, o, hold); err != nil {
-		return lossyErr(name, err)
+		return failure(c, err)
 	}
 	fmt.Fprintf(w, "%sremoved.\n", where(o))
 	return nil
@@ -251,19 +249,11 @@ func netnsArg(o lossy.Options) string {
 }
 
 // setupCheck turns a missing privilege (or a system without lossy) into one line and exit 2.
-func setupCheck(name string) error {
+func setupCheck(c *cli.Context) error {
 	if err := lossy.CheckNetAdmin(); err != nil {
-		return lossyErr(name, err)
+		return failure(c, err)
 	}
 	return nil
-}
-
-// lossyErr is a lossy setup error: one line, exit code 2.
-func lossyErr(name string, err error) error {
-	if errors.Is(err, context.Canceled) {
-		return cli.Exit("", 130)
-	}
-	return exitUsage("%s: %s", name, strings.TrimPrefix(err.Error(), "lossy: "))
 }
 
 func lossyShowCommand() *cli.Command {
@@ -280,13 +270,12 @@ func lossyShowCommand() *cli.Command {
 }
 
 func lossyShow(c *cli.Context) error {
-	name := c.Command.HelpName
-	if err := setupCheck(name); err != nil {
+	if err := setupCheck(c); err != nil {
 		return err
 	}
 	s, err := lossy.Show(c.Context, lossy.Options{Netns: c.String("netns")})
 	if err != nil {
-		return lossyErr(name, err)
+		return failure(c, err)
 	}
 	writeState(c.App.Writer, s, "")
 	return nil
@@ -321,13 +310,12 @@ Examples:
 }
 
 func lossyClear(c *cli.Context) error {
-	name := c.Command.HelpName
-	if err := setupCheck(name); err != nil {
+	if err := setupCheck(c); err != nil {
 		return err
 	}
 	o := lossy.Options{Netns: c.String("netns")}
 	if err := lossy.Clear(c.Context, o); err != nil {
-		return lossyErr(name, err)
+		return failure(c, err)
 	}
 	fmt.Fprintf(c.App.Writer, "%scleared: packets pass untouched.\n", where(o))
 	return nil

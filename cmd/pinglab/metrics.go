@@ -64,7 +64,7 @@ func startMetrics(ctx context.Context, c *cli.Context, cs ...prometheus.Collecto
 	}
 	reg, err := metrics.NewRegistry(cs...)
 	if err != nil {
-		return nil, cli.Exit(fmt.Sprintf("%s: %v", c.Command.HelpName, err), 2)
+		return nil, failure(c, err)
 	}
 	srv, err := metrics.Listen(ctx, c.String("metrics"), reg, nil)
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"os"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -74,11 +73,11 @@ func icmpPing(c *cli.Context) error {
 	size := c.Int("size")
 	addr, err := icmpping.Resolve(c.Context, "ip"+family, target)
 	if err != nil {
-		return exitUsage("%s: %s", name, strings.TrimPrefix(err.Error(), "icmpping: "))
+		return failure(c, err)
 	}
 	conn, err := icmpping.Dial(c.Context, icmpping.Config{Target: addr, Size: size, TTL: ttl, Privileged: c.Bool("privileged")})
 	if err != nil {
-		return exitUsage("%s: %s", name, strings.TrimPrefix(err.Error(), "icmpping: "))
+		return failure(c, err)
 	}
 	defer conn.Close()
 	h := report.Header{Proto: "icmp", Target: target, Addr: addr.String(), Size: size,

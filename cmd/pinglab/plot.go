@@ -78,7 +78,7 @@ func readRuns(c *cli.Context) ([]plot.Series, error) {
 	for i, path := range paths {
 		run, err := readRun(path)
 		if err != nil {
-			return nil, exitUsage("%s: %v", c.Command.HelpName, err)
+			return nil, failure(c, err)
 		}
 		label := ""
 		if i < len(labels) {
@@ -104,7 +104,7 @@ func plotAction(c *cli.Context) error {
 		return exitUsage("%s: -o FILE is required (the figure's .svg, .png or .pdf)", c.Command.HelpName)
 	}
 	if _, err := plot.FormatOf(out); err != nil {
-		return exitUsage("%s: -o: %v", c.Command.HelpName, err)
+		return flagFailure(c, "-o", err)
 	}
 	opts, err := figureSize(c)
 	if err != nil {
@@ -115,7 +115,7 @@ func plotAction(c *cli.Context) error {
 		return err
 	}
 	if err := plot.WriteComparison(out, runs, opts); err != nil {
-		return exitUsage("%s: %v", c.Command.HelpName, err)
+		return failure(c, err)
 	}
 	return nil
 }
@@ -173,7 +173,7 @@ func newClientExtras(c *cli.Context, h report.Header) *clientExtras {
 func checkPlotFlag(c *cli.Context) error {
 	if path := c.String("plot"); path != "" {
 		if _, err := plot.FormatOf(path); err != nil {
-			return exitUsage("%s: --plot: %v", c.Command.HelpName, err)
+			return flagFailure(c, "--plot", err)
 		}
 	}
 	return nil
@@ -196,7 +196,7 @@ func (x *clientExtras) WritePlot() error {
 		return nil
 	}
 	if err := plot.WriteRun(x.c.String("plot"), x.rec.Series(), plot.Options{}); err != nil {
-		return exitUsage("%s: --plot: %v", x.c.Command.HelpName, err)
+		return flagFailure(x.c, "--plot", err)
 	}
 	return nil
 }

@@ -123,7 +123,7 @@ func proxyRun(c *cli.Context) error {
 	}
 	p, err := proxy.Listen(c.Context, cfg)
 	if err != nil {
-		return exitUsage("%s: %s", c.Command.HelpName, strings.TrimPrefix(err.Error(), "proxy: "))
+		return failure(c, err)
 	}
 	w := c.App.Writer
 	cfg = p.Config()

@@ -127,7 +127,7 @@ func tcpServer(c *cli.Context) error {
 	}
 	srv, err := tcpping.Listen(c.Context, cfg)
 	if err != nil {
-		return exitUsage("%s: %s", name, strings.TrimPrefix(err.Error(), "tcpping: "))
+		return failure(c, err)
 	}
 	msrv, err := startMetrics(c.Context, c, metrics.NewTCPServer(srv.Stats, srv.Conns, maxClients))
 	if err != nil {
@@ -146,7 +146,7 @@ func tcpServer(c *cli.Context) error {
 	defer mu.Unlock()
 	writeTCPTable(out, srv.Stats())
 	if serveErr != nil {
-		return cli.Exit(fmt.Sprintf("%s: %v", name, serveErr), 2)
+		return failure(c, serveErr)
 	}
 	return nil
 }
@@ -263,7 +263,7 @@ func tcpPing(c *cli.Context) error {
 		Timeout: timeout,
 	})
 	if err != nil {
-		return exitUsage("%s: %s", name, strings.TrimPrefix(err.Error(), "tcpping: "))
+		return failure(c, err)
 	}
 	defer cl.Close()
 	h := report.Header{Proto: "tcp", Target: host, Addr: cl.RemoteAddr().String(), Size: cl.Size()}

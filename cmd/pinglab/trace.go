@@ -65,7 +65,7 @@ func traceAction(c *cli.Context) error {
 	}
 	addr, err := icmpping.Resolve(c.Context, "ip"+family, target)
 	if err != nil {
-		return exitUsage("%s: %s", name, strings.TrimPrefix(err.Error(), "icmpping: "))
+		return failure(c, err)
 	}
 	cfg := icmpping.TraceConfig{
 		Target:   addr,
@@ -92,7 +92,7 @@ func traceAction(c *cli.Context) error {
 	case c.Context.Err() != nil:
 		return cli.Exit("", 1)
 	case err != nil:
-		return exitUsage("%s: %s", name, strings.TrimPrefix(err.Error(), "icmpping: "))
+		return failure(c, err)
 	}
 	return nil
 }

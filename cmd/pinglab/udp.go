@@ -81,7 +81,7 @@ func udpServer(c *cli.Context) error {
 		return err
 	}
 	if cfg.ICMPErrorType, err = udpping.ParseICMPErrorType(c.String("icmp-error-type")); err != nil {
-		return exitUsage("%s: --icmp-error-type: %s", c.Command.HelpName, strings.TrimPrefix(err.Error(), "udpping: "))
+		return flagFailure(c, "--icmp-error-type", err)
 	}
 	if cfg.Delay, err = flagDuration(c, "delay"); err != nil {
 		return err
@@ -102,7 +102,7 @@ func udpServer(c *cli.Context) error {
 	}
 	srv, err := udpping.Listen(c.Context, cfg)
 	if err != nil {
-		return exitUsage("%s: %s", c.Command.HelpName, strings.TrimPrefix(err.Error(), "udpping: "))
+		return failure(c, err)
 	}
 	msrv, err := startMetrics(c.Context, c, metrics.NewUDPServer(srv.Stats, cfg.ICMPErrorType.String(), maxClients))
 	if err != nil {
@@ -117,7 +117,7 @@ func udpServer(c *cli.Context) error {
 	err = srv.Serve(c.Context)
 	writeServerTable(w, srv.Stats())
 	if err != nil {
-		return cli.Exit(fmt.Sprintf("%s: %v", c.Command.HelpName, err), 2)
+		return failure(c, err)
 	}
 	return nil
 }
@@ -210,7 +210,7 @@ func udpPing(c *cli.Context) error {
 	}
 	conn, err := udpping.Dial(c.Context, udpping.Config{Addr: target, Network: "udp" + family, Size: c.Int("size")})
 	if err != nil {
-		return exitUsage("%s: %s", c.Command.HelpName, strings.TrimPrefix(err.Error(), "udpping: "))
+		return failure(c, err)
 	}
 	defer conn.Close()
 	h := report.Header{Proto: "udp", Target: target, Addr: conn.RemoteAddr().String(), Size: conn.Size()}
