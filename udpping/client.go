@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -32,11 +33,22 @@ type Config struct {
 	Socket sock.Options
 	// LocalAddr, when valid, is the address the pings come from.
 	LocalAddr netip.Addr
+	// OneWay asks the server for one-way receipts (pinglab's extension, in the padding of the
+	// assignment's message), so that each lost probe is told lost on the way out or back. It
+	// needs a Size of at least OneWaySize, the default then. A server that does not keep the
+	// extension echoes the pings as ever, and the run has round-trip loss only.
+	OneWay bool
 }
+
+// OneWaySize is the smallest Size, and the default, of a client with Config.OneWay.
+const OneWaySize = pingmsg.OneWaySize
 
 var (
 	errSizeSmall = fmt.Errorf("size too small for the message (at least %d bytes)", MinSize)
 	errSizeLarge = fmt.Errorf("size above %d, the largest UDP payload", MaxSize)
+	// errSizeOneWay: the one-way receipt is written over the request's padding, and a reply is
+	// never longer than its request.
+	errSizeOneWay = fmt.Errorf("one-way receipts need a size of at least %d bytes", OneWaySize)
 )
 
 // A Conn is a connected UDP socket that sends pings and reads their echoes and the ICMP
@@ -49,6 +61,8 @@ type Conn struct {
 	size   int
 	maxSeq atomic.Int64 // highest seq sent; replies above it are not ours
 	sbuf   []byte       // Send's
+	oneWay bool
+	id     uint64 // the run's, in one-way requests
 
 	sys recvState // Receive's, per OS
 }
@@ -61,6 +75,10 @@ var _ probe.Transport = (*Conn)(nil)
 func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	size := cfg.Size
 	switch {
+	case cfg.OneWay && size == 0:
+		size = OneWaySize
+	case cfg.OneWay && size < OneWaySize:
+		return nil, fmt.Errorf("udpping: %w, not %d", errSizeOneWay, size)
 	case size == 0:
 		size = DefaultSize
 	case size < MinSize:
@@ -90,6 +108,8 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		from:   remote.String(),
 		size:   size,
 		sbuf:   make([]byte, 0, size+32),
+		oneWay: cfg.OneWay,
+		id:     rand.Uint64(),
 	}
 	if err := c.sys.init(c.conn); err != nil {
 		c.conn.Close()
@@ -122,7 +142,7 @@ func (c *Conn) Send(ctx context.Context, seq int) (time.Time, error) {
 		c.maxSeq.Store(int64(seq))
 	}
 	now := time.Now()
-	c.sbuf = pingmsg.Append(c.sbuf[:0], seq, now, c.size)
+	c.sbuf = c.message(seq, now)
 	// An ICMP error for an earlier ping leaves its errno pending on the socket, and the next
 	// send returns it instead of sending (the details wait in the error queue, where Receive
 	// reads them). Such an errno is not this ping's, so send again; a few times at most, since
@@ -147,14 +167,15 @@ func (c *Conn) Send(ctx context.Context, seq int) (time.Time, error) {
 func (c *Conn) reply(data []byte, at time.Time) (probe.Packet, bool) {
 	seq, ok := pingmsg.ParseSeq(data)
 	if !ok || int64(seq) > c.maxSeq.Load() {
-		return probe.Packet{}, false
+		return c.status(data, at)
 	}
 	return probe.Packet{
-		Seq:   seq,
-		Kind:  probe.KindReply,
-		Time:  at,
-		Bytes: len(data),
-		From:  c.from,
-		Data:  append([]byte(nil), data...),
+		Seq:     seq,
+		Kind:    probe.KindReply,
+		Time:    at,
+		Bytes:   len(data),
+		From:    c.from,
+		Data:    append([]byte(nil), data...),
+		Receipt: c.receipt(data),
 	}, true
 }

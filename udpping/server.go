@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/net/ipv4"
 
+	"github.com/pinglab/pinglab/internal/heartbeat"
 	"github.com/pinglab/pinglab/internal/impair"
 	"github.com/pinglab/pinglab/internal/pingmsg"
 )
@@ -60,6 +61,13 @@ type ServerConfig struct {
 	// called from the read loop, so it should be quick; Message.Data is valid only during
 	// the call.
 	Log func(Message)
+	// HeartbeatTimeout is how long a heartbeat client may stay silent before the server reports
+	// it stopped; 0 means heartbeat.DefaultTimeout.
+	HeartbeatTimeout time.Duration
+	// Heartbeat, when set, is called with what the server notices of its heartbeat clients:
+	// gaps, reordering, a client stopped or back. Calls never overlap; they come from the read
+	// loop and from the check for silent clients, so they should be quick.
+	Heartbeat func(heartbeat.Event)
 }
 
 // An Action is what the server did with a datagram.
@@ -74,6 +82,8 @@ const (
 	// ICMPError: the datagram was answered with an ICMP error (Message.ICMPType) instead of an
 	// echo; Message.Reason says why, when sending it failed.
 	ICMPError
+	// Heartbeat: the datagram was a heartbeat, taken in and not answered.
+	Heartbeat
 )
 
 func (a Action) String() string {
@@ -84,6 +94,8 @@ func (a Action) String() string {
 		return "dropped"
 	case ICMPError:
 		return "icmp error"
+	case Heartbeat:
+		return "heartbeat"
 	}
 	return "unknown"
 }
@@ -114,8 +126,10 @@ type ClientStats struct {
 	Addr netip.AddrPort
 	// Received is how many datagrams came; Echoed how many were echoed back; Dropped how many
 	// were dropped; Errors how many were answered with an ICMP error. Received - Echoed -
-	// Dropped - Errors are in flight (delayed) or failed to send.
+	// Dropped - Errors - Heartbeats are in flight (delayed) or failed to send.
 	Received, Echoed, Dropped, Errors int
+	// Heartbeats is how many datagrams were heartbeats (taken in, not answered).
+	Heartbeats int
 }
 
 // A Server echoes each datagram back to its sender in upper case (the ASCII letters; other
@@ -135,6 +149,10 @@ type Server struct {
 	delayed *delayQueue
 	icmp    *icmpSender // nil unless cfg.ICMPError > 0
 	echoes  *echoBatch  // the read loop's echoes waiting to be sent; nil: each sent at once
+
+	ledger pingmsg.Ledger     // the one-way extension's receipts
+	beats  *heartbeat.Tracker // the heartbeat clients
+	beatMu sync.Mutex         // serializes cfg.Heartbeat's calls
 }
 
 // Listen opens the server's socket. A failure to bind says why (address in use, permission).
@@ -171,6 +189,7 @@ func Listen(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		cfg:     cfg,
 		model:   model,
 		clients: make(map[netip.AddrPort]*ClientStats),
+		beats:   heartbeat.New(cfg.HeartbeatTimeout),
 	}
 	if cfg.ICMPError > 0 {
 		// Checked here, before anything is served, so that a server without the privilege
@@ -219,6 +238,8 @@ func (s *Server) Serve(ctx context.Context) error {
 		go func() { defer close(done); s.delayed.run() }()
 		defer func() { s.delayed.stop(); <-done }()
 	}
+	checked := s.checkHeartbeats()
+	defer checked()
 	if s.icmp == nil {
 		return s.serveBatches()
 	}
@@ -323,6 +344,10 @@ func (s *Server) handle(data []byte, from netip.AddrPort, oob []byte) {
 	}
 	dec := s.model.Decide()
 	m.Delay = dec.Delay
+	if pingmsg.IsHeartbeat(data) && dec.Verdict != impair.Drop {
+		s.heartbeat(data, key, m)
+		return
+	}
 	switch dec.Verdict {
 	case impair.Drop:
 		m.Action = Dropped
@@ -351,7 +376,7 @@ func (s *Server) handle(data []byte, from netip.AddrPort, oob []byte) {
 	if m.Action != Echoed {
 		return
 	}
-	pingmsg.Upper(data)
+	s.answer(data, key)
 	if m.Delay > 0 {
 		// Only this loop pushes, so the room fits found is still there.
 		s.delayed.push(time.Now().Add(m.Delay), from, data, st)
@@ -386,6 +411,8 @@ func (s *Server) count(key netip.AddrPort, a Action) *ClientStats {
 	}
 	st.Received++
 	switch a {
+	case Heartbeat:
+		st.Heartbeats++
 	case Dropped:
 		st.Dropped++
 	case ICMPError:

@@ -117,6 +117,11 @@ func clientFlags(defaultSize int) []cli.Flag {
 	}, clientMetricsFlags()...)
 }
 
+// oneWayFlag is --one-way of the UDP and TCP pingers: pinglab's one-way extension.
+func oneWayFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "one-way", Usage: "ask pinglab's server which way each lost probe was lost, and time each direction"}
+}
+
 // ipFamily reads -4 / -6 as the suffix of a network name ("", "4" or "6").
 func ipFamily(c *cli.Context) (string, error) {
 	v4, v6 := c.Bool("ipv4"), c.Bool("ipv6")

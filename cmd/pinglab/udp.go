@@ -189,8 +189,15 @@ Examples:
    pinglab udp ping 127.0.0.1 -c 10 -i 0.2        # 10 pings, 200 ms apart
    pinglab udp ping localhost:5000 -c 5 -s 1000 --format assignment
    pinglab udp ping -6 ::1 -c 100 -i 10ms -q --csv rtt.csv
-   pinglab udp ping [::1]:12000 -c 20 --format json`,
-		Flags:  clientFlags(udpping.DefaultSize),
+   pinglab udp ping [::1]:12000 -c 20 --format json
+   pinglab udp ping 10.0.0.2 -c 2000 -i 10ms -q --one-way   # which way were they lost?
+
+--one-way asks pinglab's server for a receipt in each echo (written over the padding, so -s is
+at least 127 then, and 127 by default): when it read the ping and which of the run's pings it
+has had. Each lost ping is then counted lost outbound (the server never had it) or inbound
+(its echo was lost on the way back), and each direction's delay and its variation are shown.
+Other servers echo the pings as ever and the run reports round-trip loss only.`,
+		Flags:  append(clientFlags(udpping.DefaultSize), oneWayFlag()),
 		Action: udpPing,
 	}
 }
@@ -208,11 +215,15 @@ func udpPing(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	conn, err := udpping.Dial(c.Context, udpping.Config{Addr: target, Network: "udp" + family, Size: c.Int("size")})
+	cfg := udpping.Config{Addr: target, Network: "udp" + family, Size: c.Int("size"), OneWay: c.Bool("one-way")}
+	if cfg.OneWay && !c.IsSet("size") {
+		cfg.Size = 0 // the one-way default
+	}
+	conn, err := udpping.Dial(c.Context, cfg)
 	if err != nil {
 		return failure(c, err)
 	}
 	defer conn.Close()
-	h := report.Header{Proto: "udp", Target: target, Addr: conn.RemoteAddr().String(), Size: conn.Size()}
+	h := report.Header{Proto: "udp", Target: target, Addr: conn.RemoteAddr().String(), Size: conn.Size(), OneWay: cfg.OneWay}
 	return cr.run(c.Context, h, conn)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pinglab/pinglab/internal/icmperr"
+	"github.com/pinglab/pinglab/internal/pingmsg"
 )
 
 // A Transport sends probes of one protocol and reads what comes back. Run calls Send from one
@@ -47,6 +48,8 @@ const (
 	KindError
 	// KindLost is a notice that a probe is lost, such as the assignment's TCP server's "LOST".
 	KindLost
+	// KindReceipt is the answer to a OneWay transport's status query.
+	KindReceipt
 )
 
 // A Packet is what a Transport read: a reply, an error or a loss notice for probe Seq.
@@ -70,6 +73,9 @@ type Packet struct {
 	Connect time.Duration
 	// Reason says why, for KindLost ("server answered LOST").
 	Reason string
+	// Receipt is the server's answer to pinglab's one-way extension, or nil. A Packet of
+	// KindReceipt (Seq 0) carries only this: the answer to a status query.
+	Receipt *pingmsg.Receipt
 }
 
 // EventType says what happened.
@@ -91,6 +97,10 @@ const (
 	EventLost
 	// EventError: an ICMP error (or socket error standing for one) came back for probe Seq.
 	EventError
+	// EventDirection: probe Seq, timed out before, was lost in direction Dir, as the server's
+	// receipts tell (pinglab's one-way extension). It comes once per timed-out probe, when the
+	// server answered the extension at all.
+	EventDirection
 )
 
 var eventNames = [...]string{
@@ -101,6 +111,7 @@ var eventNames = [...]string{
 	EventTimeout:   "timeout",
 	EventLost:      "lost",
 	EventError:     "error",
+	EventDirection: "direction",
 }
 
 // String returns the event's name as it appears in JSON and CSV: "reply", "timeout" ...
@@ -129,6 +140,35 @@ type Event struct {
 	Err     *icmperr.Error
 	Connect time.Duration
 	Reason  string
+	Receipt *pingmsg.Receipt
+	// Dir is the direction a probe was lost in, for EventDirection.
+	Dir Direction
+}
+
+// Direction is which way a lost probe was lost.
+type Direction uint8
+
+// The directions.
+const (
+	// Outbound: the request never reached the server.
+	Outbound Direction = iota + 1
+	// Inbound: the server received the request; its reply was lost on the way back.
+	Inbound
+	// Unknown: no receipt told (the run ended first, or the receipts skipped past the probe).
+	Unknown
+)
+
+// String returns "outbound", "inbound" or "unknown".
+func (d Direction) String() string {
+	switch d {
+	case Outbound:
+		return "outbound"
+	case Inbound:
+		return "inbound"
+	case Unknown:
+		return "unknown"
+	}
+	return ""
 }
 
 // Options control a run.

@@ -63,14 +63,17 @@ func Run(ctx context.Context, t Transport, opts Options, emit func(Event)) (Resu
 	if opts.Timeout == 0 {
 		opts.Timeout = DefaultTimeout
 	}
-	e := &engine{t: t, opts: opts, emit: emit}
-	return e.run(ctx)
+	e := &engine{t: t, opts: opts, emit: emit, ow: newOneWay(t)}
+	res, err := e.run(ctx)
+	e.endOneWay()
+	return res, err
 }
 
 type engine struct {
 	t    Transport
 	opts Options
 	emit func(Event)
+	ow   *oneWay // nil unless t asks for one-way receipts
 
 	// ring holds probe seq at ring[seq&(len(ring)-1)]; its length is a power of two.
 	ring []state
@@ -128,7 +131,13 @@ func (e *engine) run(ctx context.Context) (Result, error) {
 			continue
 		}
 		if e.finished() {
-			return e.result(), nil
+			res := e.result()
+			var q DeadlineReceiver
+			if sync {
+				q = dr
+			}
+			e.askStatus(ctx, q, rx)
+			return res, nil
 		}
 		wake, ok := e.nextWake(end)
 		if sync {
@@ -378,11 +387,18 @@ func (e *engine) expire(now time.Time) {
 		if !s.resolved() {
 			e.resolve(s, timedOut)
 			e.emit(Event{Type: EventTimeout, Seq: s.seq, Sent: e.sentAt(s), At: deadline})
+			e.timedOut(s.seq, e.sentAt(s))
 		}
 	}
 }
 
 func (e *engine) handle(p Packet) {
+	if p.Kind == KindReceipt {
+		if p.Receipt != nil {
+			e.receipt(p.Receipt, true)
+		}
+		return
+	}
 	s := e.probe(p.Seq)
 	if s == nil {
 		// Not one of ours, or forgotten long ago: nothing to report.
@@ -396,7 +412,7 @@ func (e *engine) handle(p Packet) {
 	ev := Event{
 		Seq: p.Seq, Sent: sent, At: at,
 		Bytes: p.Bytes, From: p.From, TTL: p.TTL, Data: p.Data,
-		Err: p.Err, Connect: p.Connect, Reason: p.Reason,
+		Err: p.Err, Connect: p.Connect, Reason: p.Reason, Receipt: p.Receipt,
 	}
 	switch p.Kind {
 	case KindReply:
@@ -411,6 +427,7 @@ func (e *engine) handle(p Packet) {
 			e.resolve(s, timedOut)
 			ev.Type = EventLate
 			e.emit(Event{Type: EventTimeout, Seq: p.Seq, Sent: sent, At: e.deadline(s)})
+			e.timedOut(p.Seq, sent)
 		default:
 			e.resolve(s, replied)
 			e.replies++
@@ -437,4 +454,7 @@ func (e *engine) handle(p Packet) {
 		return
 	}
 	e.emit(ev)
+	if p.Receipt != nil {
+		e.receipt(p.Receipt, false)
+	}
 }

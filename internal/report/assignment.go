@@ -105,4 +105,7 @@ func (a *assignment) Finish(s stats.Summary, _ probe.Result) {
 		a.printf("No response received: no RTT to report\n")
 	}
 	a.printf("Packet loss rate: %.3f%%\n", s.Loss)
+	for _, l := range oneWayLines(a.h, s) {
+		a.printf("%s\n", l)
+	}
 }

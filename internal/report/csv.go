@@ -22,7 +22,11 @@ import (
 // proto and target repeat on every row so that a row keeps its meaning when files are joined.
 var csvColumns = []string{
 	"seq", "sent_unix", "status", "rtt_ms", "ttl", "from", "icmp_type", "icmp_code", "proto", "target", "error",
+	"direction",
 }
+
+// oldColumns is the header before the direction column; ReadCSV still reads such files.
+var oldColumns = csvColumns[:len(csvColumns)-1]
 
 const (
 	colSeq = iota
@@ -36,6 +40,9 @@ const (
 	colProto
 	colTarget
 	colError
+	// colDirection is where a timed-out probe was lost: "outbound", "inbound" or "unknown",
+	// with pinglab's one-way extension; empty otherwise.
+	colDirection
 )
 
 // A Status is what a CSV row records about its probe.
@@ -69,11 +76,25 @@ type CSV struct {
 	h       Header
 	pending map[int]time.Time // sent, no outcome yet
 	err     error
+	// With one-way receipts asked for, a timeout row waits in held for the probe's direction,
+	// which the engine tells a few probes later. Replies without a receipt (a plain server)
+	// end the waiting: plain is then set and rows go out at once.
+	held   map[int][]string
+	noRcpt int
+	plain  bool
 }
+
+// maxHeld bounds the timeout rows waiting for their direction; past it the oldest is written
+// without one.
+const maxHeld = 4096
+
+// plainAfter is how many replies without a receipt show a server that does not keep the
+// extension.
+const plainAfter = 3
 
 // NewCSV writes the header row to w and returns the writer of the rows.
 func NewCSV(w io.Writer, h Header) *CSV {
-	c := &CSV{w: csv.NewWriter(w), h: h, pending: map[int]time.Time{}}
+	c := &CSV{w: csv.NewWriter(w), h: h, pending: map[int]time.Time{}, held: map[int][]string{}}
 	c.write(csvColumns)
 	return c
 }
@@ -85,6 +106,20 @@ func (c *CSV) Event(ev probe.Event) {
 	if ev.Type == probe.EventSent {
 		c.pending[ev.Seq] = ev.Sent
 		return
+	}
+	if ev.Type == probe.EventDirection {
+		if row, ok := c.held[ev.Seq]; ok {
+			delete(c.held, ev.Seq)
+			row[colDirection] = ev.Dir.String()
+			c.row(row)
+		}
+		return
+	}
+	if ev.Type == probe.EventReply && ev.Receipt == nil && c.h.OneWay && !c.plain {
+		if c.noRcpt++; c.noRcpt >= plainAfter {
+			c.plain = true
+			c.writeHeld()
+		}
 	}
 	row := make([]string, len(csvColumns))
 	row[colSeq] = strconv.Itoa(ev.Seq)
@@ -118,7 +153,24 @@ func (c *CSV) Event(ev probe.Event) {
 	if ev.Type != probe.EventDuplicate && ev.Type != probe.EventLate {
 		delete(c.pending, ev.Seq)
 	}
+	if ev.Type == probe.EventTimeout && c.h.OneWay && !c.plain {
+		if len(c.held) >= maxHeld {
+			oldest := slices.Min(slices.Collect(maps.Keys(c.held)))
+			c.row(c.held[oldest])
+			delete(c.held, oldest)
+		}
+		c.held[ev.Seq] = row
+		return
+	}
 	c.row(row)
+}
+
+// writeHeld writes the timeout rows still waiting for a direction, in seq order, without one.
+func (c *CSV) writeHeld() {
+	for _, seq := range slices.Sorted(maps.Keys(c.held)) {
+		c.row(c.held[seq])
+	}
+	clear(c.held)
 }
 
 func (c *CSV) row(row []string) {
@@ -147,6 +199,7 @@ func (c *CSV) write(row []string) {
 func (c *CSV) Flush() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.writeHeld()
 	for _, seq := range slices.Sorted(maps.Keys(c.pending)) {
 		row := make([]string, len(csvColumns))
 		row[colSeq] = strconv.Itoa(seq)
@@ -184,6 +237,8 @@ type Row struct {
 	ICMPType, ICMPCode int
 	// Error is the error's words or the loss's reason.
 	Error string
+	// Direction is where a timed-out probe was lost (pinglab's one-way extension), or 0.
+	Direction probe.Direction
 }
 
 var errNotPinglab = errors.New("not a pinglab CSV")
@@ -204,7 +259,10 @@ func ReadCSV(r io.Reader, name string) (Run, error) {
 	if len(header) > 0 {
 		header[0] = strings.TrimPrefix(header[0], "\ufeff") // a spreadsheet's byte order mark
 	}
-	if !slices.Equal(header, csvColumns) {
+	columns := len(csvColumns)
+	if slices.Equal(header, oldColumns) {
+		columns = len(oldColumns)
+	} else if !slices.Equal(header, csvColumns) {
 		return run, fmt.Errorf("%s:1: %w: header is %q, want %q", name, errNotPinglab,
 			truncate(strings.Join(header, ","), 120), strings.Join(csvColumns, ","))
 	}
@@ -219,9 +277,12 @@ func ReadCSV(r io.Reader, name string) (Run, error) {
 			return run, csvError(name, err)
 		}
 		line, _ := cr.FieldPos(0)
-		if len(rec) != len(csvColumns) {
-			return run, fmt.Errorf("%s:%d: %d fields, want %d (%s)", name, line, len(rec), len(csvColumns),
-				strings.Join(csvColumns, ","))
+		if len(rec) != columns {
+			return run, fmt.Errorf("%s:%d: %d fields, want %d (%s)", name, line, len(rec), columns,
+				strings.Join(csvColumns[:columns], ","))
+		}
+		if columns < len(csvColumns) {
+			rec = append(rec, "")
 		}
 		row, err := parseRow(rec)
 		if err != nil {
@@ -312,6 +373,20 @@ func parseRow(rec []string) (Row, error) {
 			}
 			*f.v = n
 		}
+	}
+	switch rec[colDirection] {
+	case "":
+	case "outbound":
+		row.Direction = probe.Outbound
+	case "inbound":
+		row.Direction = probe.Inbound
+	case "unknown":
+		row.Direction = probe.Unknown
+	default:
+		return row, fmt.Errorf("direction %q is not outbound, inbound or unknown", truncate(rec[colDirection], 40))
+	}
+	if row.Direction != 0 && row.Status != StatusTimeout {
+		return row, fmt.Errorf("direction %s on a %s row: only a timed-out probe has one", rec[colDirection], row.Status)
 	}
 	switch rec[colProto] {
 	case "udp", "tcp", "icmp":
@@ -418,6 +493,9 @@ func (run Run) Events() []probe.Event {
 			ev.At = row.Sent.Add(row.RTT)
 		}
 		evs = append(evs, ev)
+		if row.Direction != 0 {
+			evs = append(evs, probe.Event{Type: probe.EventDirection, Seq: row.Seq, Sent: row.Sent, Dir: row.Direction})
+		}
 	}
 	return evs
 }

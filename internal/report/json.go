@@ -39,7 +39,33 @@ type jsonRun struct {
 	LossPercent float64      `json:"loss_percent"`
 	TimeMS      int64        `json:"time_ms"`
 	RTT         *jsonRTT     `json:"rtt,omitempty"`
+	OneWay      *jsonOneWay  `json:"one_way,omitempty"`
 	Probes      []*jsonProbe `json:"probes"`
+}
+
+// jsonOneWay is pinglab's one-way extension: where the lost probes were lost, and each
+// direction's delay (clock offset included in min, avg and max; not in the variation).
+type jsonOneWay struct {
+	LostOutbound int         `json:"lost_outbound"`
+	LostInbound  int         `json:"lost_inbound"`
+	LostUnknown  int         `json:"lost_unknown"`
+	Outbound     *jsonOneDir `json:"outbound,omitempty"`
+	Inbound      *jsonOneDir `json:"inbound,omitempty"`
+}
+
+type jsonOneDir struct {
+	Min       float64 `json:"min_ms"`
+	Avg       float64 `json:"avg_ms"`
+	Max       float64 `json:"max_ms"`
+	Variation float64 `json:"variation_ms"`
+	Samples   int     `json:"samples"`
+}
+
+func oneDir(d stats.OneWayDelay) *jsonOneDir {
+	if d.Samples == 0 {
+		return nil
+	}
+	return &jsonOneDir{Min: *ms(d.Min), Avg: *ms(d.Avg), Max: *ms(d.Max), Variation: *ms(d.Variation), Samples: d.Samples}
 }
 
 type jsonRTT struct {
@@ -72,6 +98,10 @@ type jsonProbe struct {
 	ICMPCode   *int     `json:"icmp_code,omitempty"`
 	Duplicates int      `json:"duplicates,omitempty"`
 	LateRTT    *float64 `json:"late_rtt_ms,omitempty"`
+	// Direction is where a timed-out probe was lost: "outbound", "inbound" or "unknown"
+	// (pinglab's one-way extension); ServerReceived when the server read a replied probe.
+	Direction      string `json:"direction,omitempty"`
+	ServerReceived string `json:"server_received,omitempty"`
 }
 
 const statusUnanswered = "unanswered"
@@ -105,7 +135,12 @@ func (j *jsonRenderer) Event(ev probe.Event) {
 			}
 			p.TTL = ev.TTL
 			p.From = ev.From
+			if ev.Receipt != nil {
+				p.ServerReceived = rfc3339(ev.Receipt.Received)
+			}
 		}
+	case probe.EventDirection:
+		p.Direction = ev.Dir.String()
 	case probe.EventDuplicate:
 		p.Duplicates++
 	case probe.EventLate:
@@ -168,6 +203,12 @@ func (j *jsonRenderer) Finish(s stats.Summary, r probe.Result) {
 			Min: *ms(s.Min), Avg: *ms(s.Avg), Max: *ms(s.Max), Mdev: *ms(s.Mdev),
 			P50: *ms(s.P50), P90: *ms(s.P90), P99: *ms(s.P99), Jitter: *ms(s.Jitter),
 			EWMA: *ms(s.EWMA), Samples: s.Samples,
+		}
+	}
+	if s.OneWay {
+		doc.OneWay = &jsonOneWay{
+			LostOutbound: s.LostOutbound, LostInbound: s.LostInbound, LostUnknown: s.LostUnknown,
+			Outbound: oneDir(s.Outbound), Inbound: oneDir(s.Inbound),
 		}
 	}
 	for _, seq := range slices.Sorted(maps.Keys(j.probes)) {

@@ -27,6 +27,9 @@ type Header struct {
 	// Line, when set, is the exact header line (ICMP's is iputils'); otherwise the text format
 	// prints "PING <Target> (<Addr>) <Size> bytes of data over <PROTO>.".
 	Line string
+	// OneWay says the client asked the server for one-way receipts, so that a summary without
+	// any can say the server did not answer.
+	OneWay bool
 }
 
 // Options are ping's output flags.
@@ -156,6 +159,37 @@ func msec(d time.Duration) string {
 
 // msec6 formats a duration in milliseconds with six decimals, to the nanosecond.
 func msec6(d time.Duration) string { return decimal(int64(d), 1e6, "%s%d.%06d") }
+
+// signedMsec formats a duration that may be negative (a one-way delay between two clocks) in
+// milliseconds with three decimals.
+func signedMsec(d time.Duration) string { return decimal(int64(d/time.Microsecond), 1000, "%s%d.%03d") }
+
+// oneWayLines are the summary's lines of pinglab's one-way extension: where the probes were
+// lost and each direction's delay. None when the client did not ask.
+func oneWayLines(h Header, s stats.Summary) []string {
+	if !s.OneWay {
+		if h.OneWay {
+			return []string{"one-way: the server sent no receipts (not pinglab's server?): round-trip loss only"}
+		}
+		return nil
+	}
+	line := fmt.Sprintf("lost: %d outbound, %d inbound", s.LostOutbound, s.LostInbound)
+	if s.LostUnknown > 0 {
+		line += fmt.Sprintf(", %d unknown", s.LostUnknown)
+	}
+	lines := []string{line}
+	for _, d := range []struct {
+		name string
+		v    stats.OneWayDelay
+	}{{"outbound", s.Outbound}, {"inbound ", s.Inbound}} {
+		if d.v.Samples == 0 {
+			continue
+		}
+		lines = append(lines, fmt.Sprintf("one-way %s min/avg/max = %s/%s/%s ms, variation = %s ms",
+			d.name, signedMsec(d.v.Min), signedMsec(d.v.Avg), signedMsec(d.v.Max), signedMsec(d.v.Variation)))
+	}
+	return lines
+}
 
 // unixMicros formats a time as iputils' -D does: "%lu.%06lu" of seconds and microseconds.
 func unixMicros(t time.Time) string { return decimal(t.UnixMicro(), 1e6, "%s%d.%06d") }

@@ -185,12 +185,21 @@ func (t *text) Finish(s stats.Summary, r probe.Result) {
 	}
 	t.printf("\n")
 	if s.Received == 0 {
+		t.oneWay(s)
 		// iputils ends its summary with this newline whether or not an rtt line came before it.
 		t.printf("\n")
 		return
 	}
 	t.printf("rtt min/avg/max/mdev = %s/%s/%s/%s ms\n", msec(s.Min), msec(s.Avg), msec(s.Max), msec(s.Mdev))
 	t.printf("rtt p50/p90/p99 = %s/%s/%s ms, jitter = %s ms\n", msec(s.P50), msec(s.P90), msec(s.P99), msec(s.Jitter))
+	t.oneWay(s)
+}
+
+// oneWay prints the lines of pinglab's one-way extension, after iputils' own.
+func (t *text) oneWay(s stats.Summary) {
+	for _, l := range oneWayLines(t.h, s) {
+		t.printf("%s\n", l)
+	}
 }
 
 // lossG prints the loss as iputils does, C's "%g" of a float: six significant digits, trailing

@@ -41,6 +41,26 @@ type Summary struct {
 	Last time.Duration
 	// Samples is how many RTTs P50, P90, P99 and Jitter are computed from: one per reply.
 	Samples int
+	// OneWay is set when the server answered pinglab's one-way extension: the losses then have
+	// directions and the replies one-way delays.
+	OneWay bool
+	// LostOutbound, LostInbound and LostUnknown count EventDirection by direction: requests
+	// that never reached the server, replies lost on the way back, and losses no receipt told.
+	LostOutbound, LostInbound, LostUnknown int
+	// Outbound and Inbound are the one-way delays of the replies that carried a receipt.
+	Outbound, Inbound OneWayDelay
+}
+
+// OneWayDelay is the delay of one direction, from the server's receive time: the outbound
+// delay is the server's clock at receipt minus the client's at sending, the inbound the
+// client's at arrival minus the server's at receipt (a server's hold on a reply counts on the
+// way back). Unless the two clocks are synchronised, Min, Avg and Max hold their offset (and
+// may be negative); Variation, the mean difference between consecutive replies' delays (the
+// IPDV of RFC 3393, as irtt reports it per direction), does not.
+type OneWayDelay struct {
+	Min, Avg, Max, Variation time.Duration
+	// Samples is how many replies it is computed from.
+	Samples int
 }
 
 // Stats accumulates events. Its methods are safe for concurrent use, so that a SIGQUIT handler
@@ -57,6 +77,43 @@ type Stats struct {
 
 	rtts    []int64 // replies' RTTs in arrival order, µs
 	absDiff int64   // sum of |rtts[i]-rtts[i-1]|, µs
+
+	oneWay            bool
+	lostDir           [probe.Unknown + 1]int
+	outbound, inbound delayAcc
+}
+
+// delayAcc accumulates one direction's delays, in nanoseconds.
+type delayAcc struct {
+	n                   int
+	sum, min, max, last time.Duration
+	absDiff             time.Duration
+}
+
+func (a *delayAcc) add(d time.Duration) {
+	if a.n == 0 {
+		a.min, a.max = d, d
+	} else {
+		diff := d - a.last
+		if diff < 0 {
+			diff = -diff
+		}
+		a.absDiff += diff
+	}
+	a.n++
+	a.sum += d
+	a.min, a.max, a.last = min(a.min, d), max(a.max, d), d
+}
+
+func (a *delayAcc) summary() OneWayDelay {
+	if a.n == 0 {
+		return OneWayDelay{}
+	}
+	o := OneWayDelay{Min: a.min, Avg: a.sum / time.Duration(a.n), Max: a.max, Samples: a.n}
+	if a.n > 1 {
+		o.Variation = a.absDiff / time.Duration(a.n-1)
+	}
+	return o
 }
 
 // New returns empty statistics.
@@ -81,6 +138,16 @@ func (s *Stats) Add(ev probe.Event) {
 			s.absDiff += d
 		}
 		s.rtts = append(s.rtts, t)
+		if r := ev.Receipt; r != nil && !ev.Sent.IsZero() {
+			s.oneWay = true
+			s.outbound.add(r.Received.Sub(ev.Sent))
+			s.inbound.add(ev.At.Sub(r.Received))
+		}
+	case probe.EventDirection:
+		s.oneWay = true
+		if ev.Dir >= probe.Outbound && ev.Dir <= probe.Unknown {
+			s.lostDir[ev.Dir]++
+		}
 	case probe.EventDuplicate:
 		s.dups++
 		s.time(micros(ev.RTT))
@@ -125,14 +192,20 @@ func (s *Stats) Summary() Summary {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sum := Summary{
-		Transmitted: s.sent,
-		Received:    s.received,
-		Duplicates:  s.dups,
-		Late:        s.late,
-		Errors:      s.errs,
-		Lost:        s.lost,
-		Timeouts:    s.timeouts,
-		Samples:     len(s.rtts),
+		Transmitted:  s.sent,
+		Received:     s.received,
+		Duplicates:   s.dups,
+		Late:         s.late,
+		Errors:       s.errs,
+		Lost:         s.lost,
+		Timeouts:     s.timeouts,
+		Samples:      len(s.rtts),
+		OneWay:       s.oneWay,
+		LostOutbound: s.lostDir[probe.Outbound],
+		LostInbound:  s.lostDir[probe.Inbound],
+		LostUnknown:  s.lostDir[probe.Unknown],
+		Outbound:     s.outbound.summary(),
+		Inbound:      s.inbound.summary(),
 	}
 	if s.sent > 0 {
 		sum.Loss = float64(s.sent-s.received) * 100 / float64(s.sent)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/pinglab/pinglab/internal/pingmsg"
 	"github.com/pinglab/pinglab/internal/probe"
 )
 
@@ -213,5 +214,40 @@ func TestConcurrent(t *testing.T) {
 	wg.Wait()
 	if got := s.Summary(); got.Received != 1000 || got.Max != 1000*us1 {
 		t.Errorf("after the run: received %d max %v, want 1000 and 1ms", got.Received, got.Max)
+	}
+}
+
+func TestOneWay(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	ms := func(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
+	s := New()
+	// Server clock 100 ms ahead: the delays hold the offset, the variation does not.
+	for i, d := range []struct{ out, in float64 }{{5, 10}, {7, 10}, {5, 10}, {5, 14}} {
+		sent := t0.Add(time.Duration(i) * time.Second)
+		rx := sent.Add(ms(100 + d.out))
+		s.Add(probe.Event{Type: probe.EventSent, Seq: i + 1, Sent: sent})
+		s.Add(probe.Event{Type: probe.EventReply, Seq: i + 1, Sent: sent, At: rx.Add(ms(d.in - 100)),
+			RTT: ms(d.out + d.in), Receipt: &pingmsg.Receipt{Received: rx}})
+	}
+	for seq, dir := range []probe.Direction{probe.Outbound, probe.Inbound, probe.Inbound, probe.Unknown} {
+		s.Add(probe.Event{Type: probe.EventSent, Seq: 10 + seq})
+		s.Add(probe.Event{Type: probe.EventTimeout, Seq: 10 + seq})
+		s.Add(probe.Event{Type: probe.EventDirection, Seq: 10 + seq, Dir: dir})
+	}
+	got := s.Summary()
+	if !got.OneWay || got.LostOutbound != 1 || got.LostInbound != 2 || got.LostUnknown != 1 {
+		t.Errorf("directions: one-way %v, lost %d out, %d in, %d unknown; want true, 1, 2, 1",
+			got.OneWay, got.LostOutbound, got.LostInbound, got.LostUnknown)
+	}
+	wantOut := OneWayDelay{Min: ms(105), Avg: ms(105.5), Max: ms(107), Variation: ms(4.0 / 3), Samples: 4}
+	wantIn := OneWayDelay{Min: ms(-90), Avg: ms(-89), Max: ms(-86), Variation: ms(4.0 / 3), Samples: 4}
+	if diff := cmp.Diff(wantOut, got.Outbound); diff != "" {
+		t.Errorf("outbound (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(wantIn, got.Inbound); diff != "" {
+		t.Errorf("inbound (-want +got):\n%s", diff)
+	}
+	if plain := New().Summary(); plain.OneWay {
+		t.Error("an empty run is one-way")
 	}
 }
