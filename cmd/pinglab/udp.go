@@ -24,7 +24,7 @@ drops a share of them, and a client that sends "ping <seq> <time>" and measures.
 
    pinglab udp server --drop 20%
    pinglab udp ping 127.0.0.1 -c 10`,
-		Subcommands: []*cli.Command{udpServerCommand(), udpPingCommand()},
+		Subcommands: []*cli.Command{udpServerCommand(), udpPingCommand(), udpHeartbeatCommand()},
 	}
 }
 
@@ -63,6 +63,7 @@ Examples:
 			durationFlag("jitter", "", 0, "vary the delay at random by up to ± `JITTER`"),
 			&cli.Uint64Flag{Name: "seed", Usage: "seed the random drops, errors and jitter with `N` for a reproducible run (0: a random seed, printed)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "log nothing per datagram"},
+			durationFlag("heartbeat-timeout", "", 3*time.Second, "report a heartbeat client stopped after `SILENCE` without a heartbeat"),
 		}, serverMetricsFlags()...),
 		Action: udpServer,
 	}
@@ -89,6 +90,12 @@ func udpServer(c *cli.Context) error {
 	if cfg.Jitter, err = flagDuration(c, "jitter"); err != nil {
 		return err
 	}
+	if cfg.HeartbeatTimeout, err = flagDuration(c, "heartbeat-timeout"); err != nil {
+		return err
+	}
+	if cfg.HeartbeatTimeout <= 0 {
+		return exitUsage("%s: --heartbeat-timeout: the timeout must be above 0", c.Command.HelpName)
+	}
 	if err := checkMetricsAddr(c); err != nil {
 		return err
 	}
@@ -98,8 +105,13 @@ func udpServer(c *cli.Context) error {
 	}
 	w := c.App.Writer
 	if !c.Bool("quiet") {
-		cfg.Log = func(m udpping.Message) { fmt.Fprintln(w, logLine(m)) }
+		cfg.Log = func(m udpping.Message) {
+			if m.Action != udpping.Heartbeat { // heartbeatLine tells of those
+				fmt.Fprintln(w, logLine(m))
+			}
+		}
 	}
+	cfg.Heartbeat = heartbeatLine(w, c.Bool("quiet"))
 	srv, err := udpping.Listen(c.Context, cfg)
 	if err != nil {
 		return failure(c, err)
@@ -116,6 +128,7 @@ func udpServer(c *cli.Context) error {
 	}
 	err = srv.Serve(c.Context)
 	writeServerTable(w, srv.Stats())
+	writeHeartbeatTable(w, srv.Heartbeats())
 	if err != nil {
 		return failure(c, err)
 	}
@@ -168,9 +181,9 @@ func logLine(m udpping.Message) string {
 func writeServerTable(w io.Writer, clients []udpping.ClientStats) {
 	rows := make([]clientRow, len(clients))
 	for i, st := range clients {
-		rows[i] = clientRow{clientName(st.Addr), []int{st.Received, st.Echoed, st.Dropped, st.Errors}}
+		rows[i] = clientRow{clientName(st.Addr), []int{st.Received, st.Echoed, st.Dropped, st.Errors, st.Heartbeats}}
 	}
-	writeClientTable(w, "udp", []string{"received", "echoed", "dropped", "errors"}, rows)
+	writeClientTable(w, "udp", []string{"received", "echoed", "dropped", "errors", "heartbeats"}, rows)
 }
 
 func udpPingCommand() *cli.Command {

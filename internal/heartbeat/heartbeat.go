@@ -197,12 +197,20 @@ func (t *Tracker) Beat(from netip.AddrPort, seq int, sent, at time.Time) []Event
 		c.delay(delay)
 		t.clients[from] = c
 		t.order = append(t.order, c)
+		var evs []Event
 		if prev := t.stoppedFrom(from.Addr(), c); prev != nil {
 			prev.replaced = true
-			return []Event{{Kind: Back, Client: from, Seq: seq, At: at, Delay: delay,
-				Silence: at.Sub(prev.lastAt), Prev: prev.addr, PrevSeq: prev.hi}}
+			evs = append(evs, Event{Kind: Back, Client: from, Seq: seq, At: at, Delay: delay,
+				Silence: at.Sub(prev.lastAt), Prev: prev.addr, PrevSeq: prev.hi})
+		} else {
+			evs = append(evs, Event{Kind: Started, Client: from, Seq: seq, At: at, Delay: delay})
 		}
-		return []Event{{Kind: Started, Client: from, Seq: seq, At: at, Delay: delay}}
+		// Heartbeats count from 1: those before the first one seen went missing (or were sent
+		// before the server listened, which the server cannot tell apart).
+		if seq > 1 {
+			evs = append(evs, c.skip(Range{1, seq - 1}, at))
+		}
+		return evs
 	}
 	var evs []Event
 	back := c.stopped
@@ -217,13 +225,7 @@ func (t *Tracker) Beat(from netip.AddrPort, seq int, sent, at time.Time) []Event
 	switch {
 	case seq > c.hi:
 		if seq > c.hi+1 {
-			gap := Range{c.hi + 1, seq - 1}
-			c.lost += gap.To - gap.From + 1
-			c.gaps = append(c.gaps, gap)
-			if len(c.gaps) > maxGaps {
-				c.gaps = c.gaps[1:]
-			}
-			evs = append(evs, Event{Kind: Missing, Client: from, At: at, Missing: []Range{gap}})
+			evs = append(evs, c.skip(Range{c.hi + 1, seq - 1}, at))
 		}
 		c.hi = seq
 		if !back {
@@ -238,6 +240,16 @@ func (t *Tracker) Beat(from netip.AddrPort, seq int, sent, at time.Time) []Event
 		evs = append(evs, Event{Kind: Duplicate, Client: from, Seq: seq, At: at, Delay: delay})
 	}
 	return evs
+}
+
+// skip counts the heartbeats of gap missing and returns the event that says so.
+func (c *client) skip(gap Range, at time.Time) Event {
+	c.lost += gap.To - gap.From + 1
+	c.gaps = append(c.gaps, gap)
+	if len(c.gaps) > maxGaps {
+		c.gaps = c.gaps[1:]
+	}
+	return Event{Kind: Missing, Client: c.addr, At: at, Missing: []Range{gap}}
 }
 
 // stoppedFrom returns the client of addr, other than c, that stopped most recently and was not

@@ -39,7 +39,10 @@ func TestTracker(t *testing.T) {
 			"heartbeat client 10.0.0.1:4000: missing 7 (1 lost)",
 			"heartbeat 8 from 10.0.0.1:4000: one-way delay 1.000 ms",
 		}},
-		{from: other, seq: 1, at: 9, delay: 2, want: []string{"heartbeat client 10.0.0.2:4000 started (heartbeat 1, one-way delay 2.000 ms)"}},
+		{from: other, seq: 3, at: 9, delay: 2, want: []string{
+			"heartbeat client 10.0.0.2:4000 started (heartbeat 3, one-way delay 2.000 ms)",
+			"heartbeat client 10.0.0.2:4000: missing 1-2 (2 lost)",
+		}},
 		{check: true, at: 10.9, want: nil},
 		{check: true, at: 11, want: []string{"client 10.0.0.1:4000 stopped (no heartbeat for 3 s; last was heartbeat 8)"}},
 		{check: true, at: 11.5, want: nil}, // once only
@@ -49,7 +52,7 @@ func TestTracker(t *testing.T) {
 		}},
 		{check: true, at: 18.2, want: []string{
 			"client 10.0.0.1:4000 stopped (no heartbeat for 3 s; last was heartbeat 12)",
-			"client 10.0.0.2:4000 stopped (no heartbeat for 9.2 s; last was heartbeat 1)",
+			"client 10.0.0.2:4000 stopped (no heartbeat for 9.2 s; last was heartbeat 3)",
 		}},
 		// Killed and started again: a new port, sequence numbers from 1.
 		{from: restarted, seq: 1, at: 20, delay: 1, want: []string{

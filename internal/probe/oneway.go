@@ -54,16 +54,33 @@ func newOneWay(t Transport) *oneWay {
 	return &oneWay{t: ow}
 }
 
-// timedOut notes that probe seq timed out.
-func (e *engine) timedOut(seq int, sent time.Time) {
+// What the receipts said of a probe (state.srv), before it was resolved.
+const (
+	serverHas    uint8 = 1 << iota // a receipt's window had it
+	serverMissed                   // a receipt of a later request's window lacked it
+)
+
+// timedOut notes that probe s timed out: its direction is known at once when a receipt already
+// covered it (the usual case: each receipt covers the last WindowBits requests, and a probe
+// times out many receipts after it was sent), else it waits for one.
+func (e *engine) timedOut(s *state, sent time.Time) {
 	ow := e.ow
 	if ow == nil {
+		return
+	}
+	switch {
+	case s.srv&serverHas != 0:
+		e.emit(Event{Type: EventDirection, Seq: s.seq, Sent: sent, At: time.Now(), Dir: Inbound})
+		return
+	case s.srv&serverMissed != 0:
+		e.emit(Event{Type: EventDirection, Seq: s.seq, Sent: sent, At: time.Now(), Dir: Outbound})
 		return
 	}
 	if len(ow.undecided) >= maxUndecided {
 		e.decide(0, Unknown)
 	}
 	// Timeouts come in seq order but for a late reply found before its timeout was: keep order.
+	seq := s.seq
 	i := len(ow.undecided)
 	for i > 0 && ow.undecided[i-1].seq > seq {
 		i--
@@ -73,8 +90,9 @@ func (e *engine) timedOut(seq int, sent time.Time) {
 	ow.undecided[i] = undecided{seq, sent}
 }
 
-// receipt decides the waiting probes that r covers. A final receipt (a status query's, sent
-// after every probe had timed out) decides every probe beyond it too: those never arrived.
+// receipt notes what r says of the probes its window covers, and decides the timed-out probes
+// waiting for it. A final receipt (a status query's, sent after every probe had timed out)
+// decides every probe beyond it too: those never arrived.
 func (e *engine) receipt(r *pingmsg.Receipt, final bool) {
 	ow := e.ow
 	if ow == nil {
@@ -83,6 +101,20 @@ func (e *engine) receipt(r *pingmsg.Receipt, final bool) {
 	ow.answered = true
 	if final {
 		ow.status = true
+	}
+	for seq := max(r.Highest-pingmsg.WindowBits+1, 1); seq <= r.Highest; seq++ {
+		s := e.probe(seq)
+		if s == nil {
+			continue
+		}
+		if arrived, _ := r.Has(seq); arrived {
+			s.srv |= serverHas
+		} else if seq < r.Highest {
+			s.srv |= serverMissed
+		}
+	}
+	if len(ow.undecided) == 0 {
+		return
 	}
 	kept := ow.undecided[:0]
 	var decided []undecided

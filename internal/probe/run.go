@@ -43,6 +43,7 @@ type state struct {
 	seq   int           // the probe in this slot of the ring; 0: none yet
 	sent  time.Duration // when it left, from the engine's base time
 	flags uint8
+	srv   uint8 // what the one-way receipts said of it: serverHas, serverMissed
 }
 
 func (s *state) resolved() bool { return s.flags != 0 }
@@ -387,7 +388,7 @@ func (e *engine) expire(now time.Time) {
 		if !s.resolved() {
 			e.resolve(s, timedOut)
 			e.emit(Event{Type: EventTimeout, Seq: s.seq, Sent: e.sentAt(s), At: deadline})
-			e.timedOut(s.seq, e.sentAt(s))
+			e.timedOut(s, e.sentAt(s))
 		}
 	}
 }
@@ -427,7 +428,7 @@ func (e *engine) handle(p Packet) {
 			e.resolve(s, timedOut)
 			ev.Type = EventLate
 			e.emit(Event{Type: EventTimeout, Seq: p.Seq, Sent: sent, At: e.deadline(s)})
-			e.timedOut(p.Seq, sent)
+			e.timedOut(s, sent)
 		default:
 			e.resolve(s, replied)
 			e.replies++
