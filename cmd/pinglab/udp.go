@@ -179,11 +179,25 @@ func logLine(m udpping.Message) string {
 
 // writeServerTable prints what each client sent and what became of it.
 func writeServerTable(w io.Writer, clients []udpping.ClientStats) {
+	// The heartbeats column only when heartbeats came: the table of a ping server stays the
+	// assignment's.
+	beats := false
+	for _, st := range clients {
+		beats = beats || st.Heartbeats > 0
+	}
+	cols := []string{"received", "echoed", "dropped", "errors"}
+	if beats {
+		cols = append(cols, "heartbeats")
+	}
 	rows := make([]clientRow, len(clients))
 	for i, st := range clients {
-		rows[i] = clientRow{clientName(st.Addr), []int{st.Received, st.Echoed, st.Dropped, st.Errors, st.Heartbeats}}
+		counts := []int{st.Received, st.Echoed, st.Dropped, st.Errors}
+		if beats {
+			counts = append(counts, st.Heartbeats)
+		}
+		rows[i] = clientRow{clientName(st.Addr), counts}
 	}
-	writeClientTable(w, "udp", []string{"received", "echoed", "dropped", "errors", "heartbeats"}, rows)
+	writeClientTable(w, "udp", cols, rows)
 }
 
 func udpPingCommand() *cli.Command {
