@@ -132,9 +132,9 @@ func (cr *clientRun) run(ctx context.Context, h report.Header, t probe.Transport
 		defer msrv.Close()
 	}
 
-	x := newClientExtras(c, h) // issue 7: --plot and the live line of -q
 	st := stats.New()
-	var mu sync.Mutex // the engine's events and SIGQUIT's status line take turns
+	x := newClientExtras(c, h, st) // --plot and the live line of -q
+	var mu sync.Mutex              // the engine's events and SIGQUIT's status line take turns
 	r.Start(h)
 	stopQuit := onQuit(func() {
 		mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"github.com/pinglab/pinglab/internal/plot"
 	"github.com/pinglab/pinglab/internal/probe"
 	"github.com/pinglab/pinglab/internal/report"
+	"github.com/pinglab/pinglab/internal/stats"
 )
 
 func init() {
@@ -56,37 +57,39 @@ Examples:
    pinglab report noloss.csv drop20.csv --label "no loss" --label "drop 20%"
    pinglab report *.csv --format csv > runs.csv`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "format", Value: plot.TableFormats[0], Usage: "table `FORMAT`: " + strings.Join(plot.TableFormats, " or ")},
+			&cli.StringFlag{Name: "format", Value: report.TableFormats[0], Usage: "table `FORMAT`: " + strings.Join(report.TableFormats, " or ")},
 			&cli.StringSliceFlag{Name: "label", Usage: "name the runs, in order: `LABEL` (once per run; default: the file name)"},
 		},
 		Action: reportAction,
 	}
 }
 
-// readRuns reads the command's CSV arguments as series, labelled by --label where given.
-// Any file that cannot be read, or is not pinglab's, is a usage error naming it (and its line).
-func readRuns(c *cli.Context) ([]plot.Series, error) {
+// readRuns reads the command's CSV arguments and the label of each (--label, in order, or ""
+// for the file's name). Any file that cannot be read, or is not pinglab's, is a usage error
+// naming it (and its line).
+func readRuns(c *cli.Context) ([]report.Run, []string, error) {
 	paths := c.Args().Slice()
 	if len(paths) == 0 {
-		return nil, exitUsage("%s: no run to read: give one or more RUN.csv files saved with --csv", c.Command.HelpName)
+		return nil, nil, exitUsage("%s: no run to read: give one or more RUN.csv files saved with --csv", c.Command.HelpName)
 	}
 	labels := c.StringSlice("label")
 	if len(labels) > len(paths) {
-		return nil, exitUsage("%s: %d labels for %d runs: give at most one --label per run", c.Command.HelpName, len(labels), len(paths))
+		return nil, nil, exitUsage("%s: %d labels for %d runs: give at most one --label per run", c.Command.HelpName, len(labels), len(paths))
 	}
-	runs := make([]plot.Series, 0, len(paths))
-	for i, path := range paths {
+	labels = append(labels, make([]string, len(paths)-len(labels))...)
+	runs := make([]report.Run, 0, len(paths))
+	for _, path := range paths {
 		run, err := readRun(path)
 		if err != nil {
+<<<<<<< HEAD
 			return nil, failure(c, err)
+=======
+			return nil, nil, exitUsage("%s: %v", c.Command.HelpName, err)
+>>>>>>> 9ede8e2 (stats: one statistics path for the live line, the assignment format, plots and the report table)
 		}
-		label := ""
-		if i < len(labels) {
-			label = labels[i]
-		}
-		runs = append(runs, plot.FromRun(run, label))
+		runs = append(runs, run)
 	}
-	return runs, nil
+	return runs, labels, nil
 }
 
 func readRun(path string) (report.Run, error) {
@@ -110,12 +113,21 @@ func plotAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	runs, err := readRuns(c)
+	runs, labels, err := readRuns(c)
 	if err != nil {
 		return err
 	}
+<<<<<<< HEAD
 	if err := plot.WriteComparison(out, runs, opts); err != nil {
 		return failure(c, err)
+=======
+	series := make([]plot.Series, len(runs))
+	for i, run := range runs {
+		series[i] = plot.FromRun(run, labels[i])
+	}
+	if err := plot.WriteComparison(out, series, opts); err != nil {
+		return exitUsage("%s: %v", c.Command.HelpName, err)
+>>>>>>> 9ede8e2 (stats: one statistics path for the live line, the assignment format, plots and the report table)
 	}
 	return nil
 }
@@ -138,33 +150,37 @@ func figureSize(c *cli.Context) (plot.Options, error) {
 func reportAction(c *cli.Context) error {
 	format := c.String("format")
 	if format != "markdown" && format != "csv" {
-		return exitUsage("%s: --format: %q is not %s", c.Command.HelpName, format, strings.Join(plot.TableFormats, " or "))
+		return exitUsage("%s: --format: %q is not %s", c.Command.HelpName, format, strings.Join(report.TableFormats, " or "))
 	}
-	runs, err := readRuns(c)
+	runs, labels, err := readRuns(c)
 	if err != nil {
 		return err
 	}
-	if err := plot.WriteTable(c.App.Writer, format, runs); err != nil {
+	table := make([]report.TableRun, len(runs))
+	for i, run := range runs {
+		table[i] = run.TableRun(labels[i])
+	}
+	if err := report.WriteTable(c.App.Writer, format, table); err != nil {
 		return cli.Exit(c.Command.HelpName+": "+err.Error(), 2)
 	}
 	return nil
 }
 
-// clientExtras are what issue 7 adds to every client run: the recorder behind --plot and the
-// live status line of a quiet run on a terminal. clientRun.run feeds it the engine's events.
+// clientExtras are the recorder behind a client run's --plot and the live status line of a
+// quiet run on a terminal. clientRun.run feeds it the engine's events, after the run's Stats.
 type clientExtras struct {
 	c    *cli.Context
 	rec  *plot.Recorder // nil without --plot
 	live *live.View
 }
 
-func newClientExtras(c *cli.Context, h report.Header) *clientExtras {
-	x := &clientExtras{c: c, live: live.New(nil, false, nil, 0)}
+func newClientExtras(c *cli.Context, h report.Header, st *stats.Stats) *clientExtras {
+	x := &clientExtras{c: c, live: live.New(nil, false, st, nil, 0)}
 	if c.String("plot") != "" {
 		x.rec = plot.NewRecorder(h.Proto, h.Target)
 	}
 	if f, ok := c.App.ErrWriter.(*os.File); ok && c.Bool("quiet") {
-		x.live = live.ForFile(f)
+		x.live = live.ForFile(f, st)
 	}
 	return x
 }
@@ -179,12 +195,12 @@ func checkPlotFlag(c *cli.Context) error {
 	return nil
 }
 
-// Event records one event for the plot and the live line.
+// Event records one event for the plot and updates the live line, which reads the run's Stats.
 func (x *clientExtras) Event(ev probe.Event) {
 	if x.rec != nil {
 		x.rec.Event(ev)
 	}
-	x.live.Event(ev)
+	x.live.Update()
 }
 
 // Clear erases the live line before anything else is printed to the terminal.

@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/pinglab/pinglab/internal/probe"
+	"github.com/pinglab/pinglab/internal/stats"
 )
 
 // DefaultEvery is the least time between two updates of the line: a few a second are readable,
@@ -33,16 +33,14 @@ type View struct {
 	drawn time.Time // when the line was last drawn
 	shown bool      // the line is on screen
 
-	// lost counts probes given up on: timed out, lost, or answered by an ICMP error.
-	sent, received, lost int
-	sum, last            time.Duration
+	stats *stats.Stats // the run's
 }
 
-// New returns a View writing to w when isTerminal, else one that shows nothing. now is the
-// clock that spaces the updates at least every apart; nil means time.Now, and every <= 0
-// means DefaultEvery.
-func New(w io.Writer, isTerminal bool, now func() time.Time, every time.Duration) *View {
-	v := &View{now: now, every: every}
+// New returns a View of the run whose events st counts, writing to w when isTerminal, else one
+// that shows nothing. now is the clock that spaces the updates at least every apart; nil means
+// time.Now, and every <= 0 means DefaultEvery.
+func New(w io.Writer, isTerminal bool, st *stats.Stats, now func() time.Time, every time.Duration) *View {
+	v := &View{now: now, every: every, stats: st}
 	if isTerminal {
 		v.w = w
 	}
@@ -55,34 +53,23 @@ func New(w io.Writer, isTerminal bool, now func() time.Time, every time.Duration
 	return v
 }
 
-// ForFile returns a View on f that shows only when f is a terminal (stderr, usually).
-func ForFile(f *os.File) *View {
-	return New(f, term.IsTerminal(int(f.Fd())), nil, 0)
+// ForFile returns a View of st on f that shows only when f is a terminal (stderr, usually).
+func ForFile(f *os.File, st *stats.Stats) *View {
+	return New(f, term.IsTerminal(int(f.Fd())), st, nil, 0)
 }
 
 // Active reports whether the View shows anything.
 func (v *View) Active() bool { return v.w != nil }
 
-// Event counts one event of the run and redraws the line, unless it was drawn less than the
-// View's interval ago.
-func (v *View) Event(ev probe.Event) {
+// Update redraws the line after the run's Stats counted an event, unless the line was drawn
+// less than the View's interval ago. The View keeps no figures of its own: the line says what
+// the run's summary will.
+func (v *View) Update() {
 	if v.w == nil {
 		return
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	switch ev.Type {
-	case probe.EventSent:
-		v.sent++
-	case probe.EventReply:
-		v.received++
-		v.last = ev.RTT
-		v.sum += ev.RTT
-	case probe.EventTimeout, probe.EventLost, probe.EventError:
-		v.lost++
-	default:
-		return
-	}
 	if now := v.now(); !v.shown || now.Sub(v.drawn) >= v.every {
 		v.draw(now)
 	}
@@ -95,15 +82,14 @@ func (v *View) Line() string {
 	return v.line()
 }
 
+// line is the status line. Its figures are package stats', as the summary's will be: "lost"
+// is the probes given up on and the loss is among the probes whose fate is known, since one
+// still in flight is not lost yet; the average is iputils'.
 func (v *View) line() string {
-	// The loss is of the probes whose fate is known: one still in flight is not lost yet.
-	loss := 0.0
-	if done := v.received + v.lost; done > 0 {
-		loss = float64(v.lost) * 100 / float64(done)
-	}
-	s := fmt.Sprintf("%d sent, %d received, %d lost (%.1f%%)", v.sent, v.received, v.lost, loss)
-	if v.received > 0 {
-		s += fmt.Sprintf(", last %s ms, avg %s ms", millis(v.last), millis(v.sum/time.Duration(v.received)))
+	sum := v.stats.Running()
+	s := fmt.Sprintf("%d sent, %d received, %d lost (%.1f%%)", sum.Transmitted, sum.Received, sum.GivenUp(), sum.SettledLoss())
+	if sum.Received > 0 {
+		s += fmt.Sprintf(", last %s ms, avg %s ms", millis(sum.Last), millis(sum.Avg))
 	}
 	return s
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/pinglab/pinglab/internal/probe"
+	"github.com/pinglab/pinglab/internal/stats"
 )
 
 // fakeClock is a clock the test moves by hand.
@@ -21,23 +22,34 @@ func reply(seq int, rtt time.Duration) probe.Event {
 	return probe.Event{Type: probe.EventReply, Seq: seq, RTT: rtt}
 }
 
+// view returns a View of a run's Stats and the function that counts an event of the run and
+// updates the View, as the client does.
+func view(w *bytes.Buffer, isTerminal bool, now func() time.Time, every time.Duration) (*View, func(probe.Event)) {
+	st := stats.New()
+	v := New(w, isTerminal, st, now, every)
+	return v, func(ev probe.Event) {
+		st.Add(ev)
+		v.Update()
+	}
+}
+
 func TestViewOnTerminal(t *testing.T) {
 	var buf bytes.Buffer
 	clk := &fakeClock{t: time.Unix(1000, 0)}
-	v := New(&buf, true, clk.now, 250*time.Millisecond)
+	v, event := view(&buf, true, clk.now, 250*time.Millisecond)
 	if !v.Active() {
 		t.Fatal("Active() = false on a terminal")
 	}
-	v.Event(sent(1)) // first event: drawn at once
+	event(sent(1)) // first event: drawn at once
 	clk.t = clk.t.Add(100 * time.Millisecond)
-	v.Event(reply(1, 1500*time.Microsecond)) // 100ms later: too soon, not drawn
+	event(reply(1, 1500*time.Microsecond)) // 100ms later: too soon, not drawn
 	clk.t = clk.t.Add(200 * time.Millisecond)
-	v.Event(sent(2)) // 300ms after the first draw: drawn
+	event(sent(2)) // 300ms after the first draw: drawn
 	clk.t = clk.t.Add(time.Second)
-	v.Event(probe.Event{Type: probe.EventTimeout, Seq: 2}) // drawn: a second after the last
-	v.Event(sent(3))                                       // too soon, not drawn
+	event(probe.Event{Type: probe.EventTimeout, Seq: 2}) // drawn: a second after the last
+	event(sent(3))                                       // too soon, not drawn
 	clk.t = clk.t.Add(time.Second)
-	v.Event(reply(3, 500*time.Microsecond))
+	event(reply(3, 500*time.Microsecond))
 	v.Clear()
 	v.Clear() // a second Clear writes nothing more
 
@@ -59,9 +71,9 @@ func TestViewOnTerminal(t *testing.T) {
 func TestViewRateLimit(t *testing.T) {
 	var buf bytes.Buffer
 	clk := &fakeClock{t: time.Unix(1000, 0)}
-	v := New(&buf, true, clk.now, 250*time.Millisecond)
+	_, event := view(&buf, true, clk.now, 250*time.Millisecond)
 	for i := 1; i <= 1000; i++ {
-		v.Event(sent(i))
+		event(sent(i))
 		clk.t = clk.t.Add(time.Millisecond)
 	}
 	if got := strings.Count(buf.String(), clearLine); got != 4 {
@@ -71,12 +83,12 @@ func TestViewRateLimit(t *testing.T) {
 
 func TestViewNotTerminal(t *testing.T) {
 	var buf bytes.Buffer
-	v := New(&buf, false, nil, 0)
+	v, event := view(&buf, false, nil, 0)
 	if v.Active() {
 		t.Error("Active() = true on a non-terminal")
 	}
-	v.Event(sent(1))
-	v.Event(reply(1, time.Millisecond))
+	event(sent(1))
+	event(reply(1, time.Millisecond))
 	v.Clear()
 	if buf.Len() != 0 {
 		t.Errorf("wrote %q to a non-terminal, want nothing", buf.String())

@@ -12,7 +12,7 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
-	"github.com/pinglab/pinglab/internal/report"
+	"github.com/pinglab/pinglab/internal/probe"
 )
 
 // RenderComparison draws several runs in format ("svg", "png" or "pdf") to w, so that
@@ -74,7 +74,7 @@ func comparePlots(runs []Series) (overTime, cdf, loss *plot.Plot) {
 	maxRTT := 0.0
 	for _, s := range runs {
 		for _, p := range s.Points {
-			if p.Status == report.StatusReply {
+			if p.Type == probe.EventReply {
 				maxRTT = math.Max(maxRTT, ms(p.RTT))
 			}
 		}
@@ -96,12 +96,12 @@ func comparePlots(runs []Series) (overTime, cdf, loss *plot.Plot) {
 		var rtts []float64
 		for _, p := range s.Points {
 			x := p.Sent.Sub(start).Seconds()
-			switch p.Status {
-			case report.StatusReply:
+			switch p.Type {
+			case probe.EventReply:
 				line = append(line, plotter.XY{X: x, Y: ms(p.RTT)})
 				// The log scale has no 0: a reply faster than a microsecond is drawn at 1 µs.
 				rtts = append(rtts, math.Max(ms(p.RTT), 0.001))
-			case report.StatusTimeout, report.StatusLost:
+			case probe.EventTimeout, probe.EventLost:
 				lost = append(lost, plotter.XY{X: x, Y: lostY(i)})
 			}
 		}

@@ -1,8 +1,8 @@
 // Package plot draws pinglab's runs with gonum.org/v1/plot: one run's RTT per probe with its
-// losses and ICMP errors (WriteRun, the clients' --plot), several saved runs side by side
-// (WriteComparison, "pinglab plot"), and a table of their statistics (WriteTable, "pinglab
-// report"). It takes plain data, a Series per run, made from the engine's events by a Recorder
-// or from a saved CSV by FromRun, so that a plot of a live run and of its CSV are the same.
+// losses and ICMP errors (WriteRun, the clients' --plot) and several saved runs side by side
+// (WriteComparison, "pinglab plot"). It takes a Series per run, the engine's outcome events made
+// by a Recorder during a run or read back from a saved CSV by FromRun, so that a plot of a live
+// run and of its CSV are the same.
 package plot
 
 import (
@@ -23,7 +23,6 @@ import (
 	"gonum.org/v1/plot/vg/vgsvg"
 
 	"github.com/pinglab/pinglab/internal/probe"
-	"github.com/pinglab/pinglab/internal/report"
 	"github.com/pinglab/pinglab/internal/stats"
 )
 
@@ -34,8 +33,9 @@ type Point struct {
 	Seq int
 	// Sent is when the probe left.
 	Sent time.Time
-	// Status is what became of it, as the CSV records it.
-	Status report.Status
+	// Type is what became of it: the engine's event for the outcome (EventReply, EventTimeout,
+	// EventLost, EventError, EventDuplicate or EventLate).
+	Type probe.EventType
 	// RTT is set for replies, duplicates and late replies.
 	RTT time.Duration
 }
@@ -51,18 +51,6 @@ type Series struct {
 	Sent int
 	// Points are the outcomes in the order they happened.
 	Points []Point
-}
-
-// transmitted is how many probes the series sent.
-func (s Series) transmitted() int {
-	if s.Sent > 0 {
-		return s.Sent
-	}
-	seen := make(map[int]bool)
-	for _, p := range s.Points {
-		seen[p.Seq] = true
-	}
-	return len(seen)
 }
 
 // start returns when the run's first probe left (zero for an empty run).
@@ -87,8 +75,8 @@ func (s Series) end() time.Time {
 	return t
 }
 
-// Summary computes the run's statistics exactly as a live run does, by replaying its points as
-// the engine's events (a Sent before each probe's first point) through package stats.
+// Summary computes the run's statistics exactly as a live run does: its points are the engine's
+// outcome events, fed through package stats with an EventSent before each probe's first.
 func (s Series) Summary() stats.Summary {
 	st := stats.New()
 	sent := make(map[int]bool)
@@ -97,12 +85,7 @@ func (s Series) Summary() stats.Summary {
 			sent[p.Seq] = true
 			st.Add(probe.Event{Type: probe.EventSent, Seq: p.Seq, Sent: p.Sent, At: p.Sent})
 		}
-		typ, ok := p.Status.EventType()
-		if !ok {
-			continue
-		}
-		ev := probe.Event{Type: typ, Seq: p.Seq, Sent: p.Sent, At: p.Sent.Add(p.RTT), RTT: p.RTT}
-		st.Add(ev)
+		st.Add(probe.Event{Type: p.Type, Seq: p.Seq, Sent: p.Sent, At: p.Sent.Add(p.RTT), RTT: p.RTT})
 	}
 	// Probes that left but had no outcome yet count as sent, as the live run counted them.
 	for extra := s.Sent - len(sent); extra > 0; extra-- {
@@ -147,7 +130,7 @@ func (r *Recorder) Series() Series {
 
 // FromEvent returns the Point of an outcome event; ok is false for EventSent and unknown types.
 func FromEvent(ev probe.Event) (p Point, ok bool) {
-	p = Point{Seq: ev.Seq, Sent: ev.Sent}
+	p = Point{Seq: ev.Seq, Sent: ev.Sent, Type: ev.Type}
 	switch ev.Type {
 	case probe.EventReply, probe.EventDuplicate, probe.EventLate:
 		p.RTT = ev.RTT
@@ -155,7 +138,6 @@ func FromEvent(ev probe.Event) (p Point, ok bool) {
 	default:
 		return Point{}, false
 	}
-	p.Status = report.Status(ev.Type.String())
 	return p, true
 }
 

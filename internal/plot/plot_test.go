@@ -3,7 +3,6 @@ package plot
 import (
 	"bytes"
 	"context"
-	"flag"
 	"image/color"
 	"image/png"
 	"os"
@@ -16,11 +15,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/pinglab/pinglab/internal/probe"
-	"github.com/pinglab/pinglab/internal/report"
 	"github.com/pinglab/pinglab/udpping"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/plot")
 
 // loopbackRun pings a UDP server on loopback that drops drop of the datagrams (seeded, so the
 // same datagrams are dropped every time) and records the run. With noServer, nothing listens and
@@ -63,12 +59,12 @@ func loopbackRun(t *testing.T, count int, drop float64, noServer bool) Series {
 	return s
 }
 
-// countStatus counts the points with one of statuses.
-func countStatus(s Series, statuses ...report.Status) int {
+// countStatus counts the points with one of the outcomes types.
+func countStatus(s Series, types ...probe.EventType) int {
 	n := 0
 	for _, p := range s.Points {
-		for _, st := range statuses {
-			if p.Status == st {
+		for _, typ := range types {
+			if p.Type == typ {
 				n++
 			}
 		}
@@ -114,11 +110,11 @@ func marks(points int) int {
 func TestRunFigure(t *testing.T) {
 	drop := loopbackRun(t, 60, 0.2, false)
 	unreachable := loopbackRun(t, 5, 0, true)
-	lost := countStatus(drop, report.StatusTimeout, report.StatusLost)
+	lost := countStatus(drop, probe.EventTimeout, probe.EventLost)
 	if lost == 0 || lost == 60 {
 		t.Fatalf("a seeded 20%% drop lost %d of 60 probes; the figure would show no mix", lost)
 	}
-	if got := countStatus(unreachable, report.StatusError); got != 5 {
+	if got := countStatus(unreachable, probe.EventError); got != 5 {
 		t.Fatalf("no server: %d errors of 5 probes (points %+v)", got, unreachable.Points)
 	}
 	for _, tc := range []struct {
@@ -138,9 +134,9 @@ func TestRunFigure(t *testing.T) {
 				"reply line": n["stroke:"+hex(ReplyColor)],
 			}
 			want := map[string]int{
-				"lost":       marks(countStatus(tc.s, report.StatusTimeout, report.StatusLost)),
-				"error":      marks(countStatus(tc.s, report.StatusError)),
-				"reply line": 2 * min(1, countStatus(tc.s, report.StatusReply)),
+				"lost":       marks(countStatus(tc.s, probe.EventTimeout, probe.EventLost)),
+				"error":      marks(countStatus(tc.s, probe.EventError)),
+				"reply line": 2 * min(1, countStatus(tc.s, probe.EventReply)),
 			}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("marks in the SVG (-want +got):\n%s", diff)
@@ -191,7 +187,7 @@ func TestComparison(t *testing.T) {
 	}
 	n := svgPaths(svg.Bytes())
 	for i, s := range runs {
-		lost := countStatus(s, report.StatusTimeout, report.StatusLost)
+		lost := countStatus(s, probe.EventTimeout, probe.EventLost)
 		got := map[string]int{
 			// The RTT line and the CDF line, and each one's legend sample.
 			"series": n["stroke:"+hex(RunColor(i))],
@@ -206,7 +202,7 @@ func TestComparison(t *testing.T) {
 			t.Errorf("the SVG does not label run %q", s.Label)
 		}
 	}
-	if countStatus(runs[1], report.StatusTimeout) == 0 {
+	if countStatus(runs[1], probe.EventTimeout) == 0 {
 		t.Error("the seeded 20% drop lost nothing: the lost marks were not tested")
 	}
 	if got := n["stroke:"+hex(RunColor(len(runs)))]; got != 0 {
@@ -266,18 +262,18 @@ func TestBadFormat(t *testing.T) {
 func synthetic() Series {
 	t0 := time.Date(2026, 11, 22, 16, 0, 0, 0, time.UTC)
 	at := func(seq int) time.Time { return t0.Add(time.Duration(seq-1) * 200 * time.Millisecond) }
+	// Probe 7 was sent and had no outcome when the run ended.
 	return Series{
-		Label: "synthetic", Proto: "udp", Target: "127.0.0.1:12000",
+		Label: "synthetic", Proto: "udp", Target: "127.0.0.1:12000", Sent: 7,
 		Points: []Point{
-			{Seq: 1, Sent: at(1), Status: report.StatusReply, RTT: 1200 * time.Microsecond},
-			{Seq: 2, Sent: at(2), Status: report.StatusReply, RTT: 800 * time.Microsecond},
-			{Seq: 3, Sent: at(3), Status: report.StatusTimeout},
-			{Seq: 2, Sent: at(2), Status: report.StatusDuplicate, RTT: 900 * time.Microsecond},
-			{Seq: 4, Sent: at(4), Status: report.StatusError},
-			{Seq: 3, Sent: at(3), Status: report.StatusLate, RTT: 1500 * time.Millisecond},
-			{Seq: 5, Sent: at(5), Status: report.StatusReply, RTT: 2 * time.Millisecond},
-			{Seq: 6, Sent: at(6), Status: report.StatusLost},
-			{Seq: 7, Sent: at(7), Status: report.StatusUnanswered},
+			{Seq: 1, Sent: at(1), Type: probe.EventReply, RTT: 1200 * time.Microsecond},
+			{Seq: 2, Sent: at(2), Type: probe.EventReply, RTT: 800 * time.Microsecond},
+			{Seq: 3, Sent: at(3), Type: probe.EventTimeout},
+			{Seq: 2, Sent: at(2), Type: probe.EventDuplicate, RTT: 900 * time.Microsecond},
+			{Seq: 4, Sent: at(4), Type: probe.EventError},
+			{Seq: 3, Sent: at(3), Type: probe.EventLate, RTT: 1500 * time.Millisecond},
+			{Seq: 5, Sent: at(5), Type: probe.EventReply, RTT: 2 * time.Millisecond},
+			{Seq: 6, Sent: at(6), Type: probe.EventLost},
 		},
 	}
 }
@@ -296,9 +292,9 @@ func TestRecorder(t *testing.T) {
 		r.Event(ev)
 	}
 	want := Series{Label: "h", Proto: "udp", Target: "h", Sent: 3, Points: []Point{
-		{Seq: 1, Sent: t0, Status: report.StatusReply, RTT: time.Millisecond},
-		{Seq: 2, Sent: t0, Status: report.StatusTimeout},
-		{Seq: 2, Sent: t0, Status: report.StatusLate, RTT: 2 * time.Second},
+		{Seq: 1, Sent: t0, Type: probe.EventReply, RTT: time.Millisecond},
+		{Seq: 2, Sent: t0, Type: probe.EventTimeout},
+		{Seq: 2, Sent: t0, Type: probe.EventLate, RTT: 2 * time.Second},
 	}}
 	got := r.Series()
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -308,42 +304,5 @@ func TestRecorder(t *testing.T) {
 	sum := got.Summary()
 	if sum.Transmitted != 3 || sum.Received != 1 || sum.Late != 1 {
 		t.Errorf("Summary: %d sent, %d received, %d late, want 3, 1, 1", sum.Transmitted, sum.Received, sum.Late)
-	}
-}
-
-func TestTable(t *testing.T) {
-	s := synthetic()
-	empty := Series{Label: "all lost", Proto: "tcp", Target: "[::1]:12000", Points: []Point{
-		{Seq: 1, Sent: time.Unix(1, 0), Status: report.StatusTimeout},
-	}}
-	for _, format := range TableFormats {
-		t.Run(format, func(t *testing.T) {
-			var buf bytes.Buffer
-			if err := WriteTable(&buf, format, []Series{s, empty}); err != nil {
-				t.Fatal(err)
-			}
-			golden(t, filepath.Join("..", "..", "testdata", "plot", "table."+format), buf.Bytes())
-		})
-	}
-	if err := WriteTable(&bytes.Buffer{}, "html", []Series{s}); err == nil || !strings.Contains(err.Error(), `"html"`) {
-		t.Errorf("WriteTable html: %v, want an error naming it", err)
-	}
-}
-
-// golden compares got with the file at path, or rewrites the file with -update.
-func golden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to write it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s (-want +got):\n%s", path, diff)
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
-	"github.com/pinglab/pinglab/internal/report"
+	"github.com/pinglab/pinglab/internal/probe"
 )
 
 // crossGlyph is an X drawn as one path, so that each lost probe is one countable mark in an
@@ -95,12 +95,12 @@ func runPlots(s Series) (top, bottom *plot.Plot) {
 	maxSeq := 1
 	for _, p := range s.Points {
 		maxSeq = max(maxSeq, p.Seq)
-		switch p.Status {
-		case report.StatusReply:
+		switch p.Type {
+		case probe.EventReply:
 			replies = append(replies, plotter.XY{X: float64(p.Seq), Y: ms(p.RTT)})
 			rtts = append(rtts, ms(p.RTT))
 			maxRTT = math.Max(maxRTT, ms(p.RTT))
-		case report.StatusLate:
+		case probe.EventLate:
 			late = append(late, plotter.XY{X: float64(p.Seq), Y: ms(p.RTT)})
 			maxRTT = math.Max(maxRTT, ms(p.RTT))
 		}
@@ -112,10 +112,10 @@ func runPlots(s Series) (top, bottom *plot.Plot) {
 		lostY = 1
 	}
 	for _, p := range s.Points {
-		switch p.Status {
-		case report.StatusTimeout, report.StatusLost:
+		switch p.Type {
+		case probe.EventTimeout, probe.EventLost:
 			lost = append(lost, plotter.XY{X: float64(p.Seq), Y: lostY})
-		case report.StatusError:
+		case probe.EventError:
 			errs = append(errs, plotter.XY{X: float64(p.Seq), Y: 0})
 		}
 	}

@@ -3,7 +3,6 @@ package report
 import (
 	"bytes"
 	"strconv"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -13,15 +12,12 @@ import (
 )
 
 // assignment prints the handout client's lines. Its RTTs are the measured ones to the
-// nanosecond (the handout prints Python floats), and its maximum, minimum and average are taken
-// over the same values it printed per packet, so that they agree with the lines above them.
+// nanosecond (the handout prints Python floats), and its maximum, minimum and average are the
+// Summary's figures over the same values (ReplyMax, ReplyMin, ReplyAvg), so that they agree
+// with the lines above them.
 type assignment struct {
 	out
-	h     Header
-	rtts  int
-	sum   time.Duration
-	least time.Duration
-	most  time.Duration
+	h Header
 }
 
 func (a *assignment) Start(h Header) {
@@ -38,14 +34,6 @@ func (a *assignment) Event(ev probe.Event) {
 	case probe.EventReply:
 		a.printf("Response received is: %s\n", a.replyText(ev))
 		a.printf("RTT (in milliseconds) of packet %s is %s\n", seq, msec6(ev.RTT))
-		if a.rtts == 0 || ev.RTT < a.least {
-			a.least = ev.RTT
-		}
-		if a.rtts == 0 || ev.RTT > a.most {
-			a.most = ev.RTT
-		}
-		a.rtts++
-		a.sum += ev.RTT
 	case probe.EventDuplicate:
 		a.printf("Duplicate response received for packet %s, RTT (in milliseconds) is %s\n", seq, msec6(ev.RTT))
 	case probe.EventLate:
@@ -97,10 +85,10 @@ func (a *assignment) Status(s stats.Summary) {
 func (a *assignment) Finish(s stats.Summary, _ probe.Result) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.rtts > 0 {
-		a.printf("Maximum RTT (in milliseconds) is %s\n", msec6(a.most))
-		a.printf("Minimum RTT (in milliseconds) is %s\n", msec6(a.least))
-		a.printf("Average RTT (in milliseconds) is %s\n", msec6(a.sum/time.Duration(a.rtts)))
+	if s.Received > 0 {
+		a.printf("Maximum RTT (in milliseconds) is %s\n", msec6(s.ReplyMax))
+		a.printf("Minimum RTT (in milliseconds) is %s\n", msec6(s.ReplyMin))
+		a.printf("Average RTT (in milliseconds) is %s\n", msec6(s.ReplyAvg))
 	} else {
 		a.printf("No response received: no RTT to report\n")
 	}

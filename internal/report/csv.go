@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -220,6 +221,11 @@ type Run struct {
 	// Proto and Target are the rows'; empty when the file has no rows.
 	Proto, Target string
 	Rows          []Row
+}
+
+// Label names the run in a figure or a table: its file name without the directory and ".csv".
+func (run Run) Label() string {
+	return strings.TrimSuffix(filepath.Base(run.Name), ".csv")
 }
 
 // A Row is one row of a pinglab CSV.

@@ -41,6 +41,11 @@ type Summary struct {
 	Last time.Duration
 	// Samples is how many RTTs P50, P90, P99 and Jitter are computed from: one per reply.
 	Samples int
+	// ReplyMin, ReplyMax and ReplyAvg are over the replies only, to the nanosecond as measured
+	// (the mean truncated to the nanosecond): the figures of the assignment handout's client,
+	// which agree with the per-packet RTTs it prints (Python floats) where iputils' whole
+	// microseconds would not.
+	ReplyMin, ReplyMax, ReplyAvg time.Duration
 	// OneWay is set when the server answered pinglab's one-way extension: the losses then have
 	// directions and the replies one-way delays.
 	OneWay bool
@@ -63,6 +68,21 @@ type OneWayDelay struct {
 	Samples int
 }
 
+// GivenUp is how many probes were given up on: timed out, lost, or answered by an ICMP error.
+// A late reply does not undo it.
+func (s Summary) GivenUp() int { return s.Timeouts + s.Lost + s.Errors }
+
+// SettledLoss is the loss in percent among the probes whose fate is known (received or given
+// up on), 0 when none is: unlike Loss, iputils' figure for a finished run, it does not count a
+// probe still in flight as lost, so it is the figure to show while a run goes on.
+func (s Summary) SettledLoss() float64 {
+	done := s.Received + s.GivenUp()
+	if done == 0 {
+		return 0
+	}
+	return float64(s.GivenUp()) * 100 / float64(done)
+}
+
 // Stats accumulates events. Its methods are safe for concurrent use, so that a SIGQUIT handler
 // can read a Summary while the engine adds events.
 type Stats struct {
@@ -77,6 +97,9 @@ type Stats struct {
 
 	rtts    []int64 // replies' RTTs in arrival order, µs
 	absDiff int64   // sum of |rtts[i]-rtts[i-1]|, µs
+
+	// The replies' RTTs to the nanosecond: least, most and sum.
+	nsMin, nsMax, nsSum time.Duration
 
 	oneWay            bool
 	lostDir           [probe.Unknown + 1]int
@@ -128,6 +151,13 @@ func (s *Stats) Add(ev probe.Event) {
 		s.sent++
 	case probe.EventReply:
 		s.received++
+		if s.received == 1 || ev.RTT < s.nsMin {
+			s.nsMin = ev.RTT
+		}
+		if s.received == 1 || ev.RTT > s.nsMax {
+			s.nsMax = ev.RTT
+		}
+		s.nsSum += ev.RTT
 		t := micros(ev.RTT)
 		s.time(t)
 		if n := len(s.rtts); n > 0 {
@@ -191,6 +221,18 @@ func (s *Stats) time(t int64) {
 func (s *Stats) Summary() Summary {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.summary(true)
+}
+
+// Running returns the statistics so far but the percentiles (P50, P90 and P99 stay zero), which
+// take a sort of every RTT: the figures for a status line redrawn several times a second.
+func (s *Stats) Running() Summary {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.summary(false)
+}
+
+func (s *Stats) summary(percentiles bool) Summary {
 	sum := Summary{
 		Transmitted:  s.sent,
 		Received:     s.received,
@@ -229,15 +271,19 @@ func (s *Stats) Summary() Summary {
 	sum.Mdev = us(llsqrt(variance))
 	sum.EWMA = us(s.ewma / 8)
 	sum.Last = us(s.rtts[len(s.rtts)-1])
-
+	sum.ReplyMin, sum.ReplyMax = s.nsMin, s.nsMax
+	sum.ReplyAvg = s.nsSum / time.Duration(s.received)
+	if n := len(s.rtts); n > 1 {
+		sum.Jitter = time.Duration(s.absDiff) * time.Microsecond / time.Duration(n-1)
+	}
+	if !percentiles {
+		return sum
+	}
 	sorted := slices.Clone(s.rtts)
 	slices.Sort(sorted)
 	sum.P50 = us(nearestRank(sorted, 50))
 	sum.P90 = us(nearestRank(sorted, 90))
 	sum.P99 = us(nearestRank(sorted, 99))
-	if n := len(s.rtts); n > 1 {
-		sum.Jitter = time.Duration(s.absDiff) * time.Microsecond / time.Duration(n-1)
-	}
 	return sum
 }
 

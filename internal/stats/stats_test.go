@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/pinglab/pinglab/internal/pingmsg"
 	"github.com/pinglab/pinglab/internal/probe"
@@ -146,7 +147,9 @@ func TestSummary(t *testing.T) {
 			for _, ev := range tt.events {
 				s.Add(ev)
 			}
-			if diff := cmp.Diff(tt.want, s.Summary()); diff != "" {
+			// The nanosecond figures of the replies have a test of their own, TestReplyFigures.
+			ignore := cmpopts.IgnoreFields(Summary{}, "ReplyMin", "ReplyMax", "ReplyAvg")
+			if diff := cmp.Diff(tt.want, s.Summary(), ignore); diff != "" {
 				t.Errorf("Summary() (-want +got):\n%s", diff)
 			}
 		})
@@ -249,5 +252,67 @@ func TestOneWay(t *testing.T) {
 	}
 	if plain := New().Summary(); plain.OneWay {
 		t.Error("an empty run is one-way")
+	}
+}
+
+// TestReplyFigures checks the replies' least, most and mean RTT to the nanosecond: duplicates
+// and late replies are not replies, and nothing is rounded to microseconds.
+func TestReplyFigures(t *testing.T) {
+	s := New()
+	for _, ev := range append(sent(4),
+		reply(1, 1500123*time.Nanosecond), reply(2, 999*time.Nanosecond),
+		probe.Event{Type: probe.EventDuplicate, Seq: 2, RTT: time.Nanosecond},
+		probe.Event{Type: probe.EventTimeout, Seq: 3},
+		probe.Event{Type: probe.EventLate, Seq: 3, RTT: time.Hour},
+		reply(4, 2*time.Millisecond)) {
+		s.Add(ev)
+	}
+	got := s.Summary()
+	want := []time.Duration{999 * time.Nanosecond, 2 * time.Millisecond, (1500123 + 999 + 2000000) / 3 * time.Nanosecond}
+	if diff := cmp.Diff(want, []time.Duration{got.ReplyMin, got.ReplyMax, got.ReplyAvg}); diff != "" {
+		t.Errorf("ReplyMin, ReplyMax, ReplyAvg (-want +got):\n%s", diff)
+	}
+	if e := New().Summary(); e.ReplyMin != 0 || e.ReplyMax != 0 || e.ReplyAvg != 0 {
+		t.Errorf("no reply: %v %v %v, want zeros", e.ReplyMin, e.ReplyMax, e.ReplyAvg)
+	}
+}
+
+// TestRunning checks that Running is Summary without the percentiles.
+func TestRunning(t *testing.T) {
+	s := New()
+	for _, ev := range append(sent(3), reply(1, 3*time.Millisecond), reply(2, time.Millisecond),
+		probe.Event{Type: probe.EventError, Seq: 3}) {
+		s.Add(ev)
+	}
+	want := s.Summary()
+	if want.P50 == 0 || want.P90 == 0 || want.P99 == 0 {
+		t.Fatalf("Summary has no percentiles to leave out: %+v", want)
+	}
+	want.P50, want.P90, want.P99 = 0, 0, 0
+	if diff := cmp.Diff(want, s.Running()); diff != "" {
+		t.Errorf("Running() (-want +got):\n%s", diff)
+	}
+}
+
+func TestSettledLoss(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		sum     Summary
+		givenUp int
+		settled float64
+	}{
+		{"nothing yet", Summary{Transmitted: 1}, 0, 0},
+		{"one in flight", Summary{Transmitted: 2, Received: 1}, 0, 0},
+		{"a timeout", Summary{Transmitted: 2, Received: 1, Timeouts: 1}, 1, 50},
+		{"each way of losing, a late reply not undoing it", Summary{Transmitted: 7, Received: 3, Timeouts: 1, Lost: 1, Errors: 1, Late: 1}, 3, 50},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.sum.GivenUp(); got != tc.givenUp {
+				t.Errorf("GivenUp() = %d, want %d", got, tc.givenUp)
+			}
+			if got := tc.sum.SettledLoss(); got != tc.settled {
+				t.Errorf("SettledLoss() = %v, want %v", got, tc.settled)
+			}
+		})
 	}
 }

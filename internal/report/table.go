@@ -1,4 +1,4 @@
-package plot
+package report
 
 import (
 	"encoding/csv"
@@ -23,13 +23,29 @@ var tableColumns = []string{
 	"min", "avg", "max", "mdev", "p50", "p90", "p99", "jitter",
 }
 
-// WriteTable writes one row per run with its statistics (computed as a live run's, by
-// Series.Summary): as a Markdown table ("markdown", ready to paste into a lab report, RTTs in
-// ms) or as CSV ("csv", for a spreadsheet, with the unit in each column's name).
-func WriteTable(w io.Writer, format string, runs []Series) error {
+// A TableRun is one run in the table of `pinglab report`: its name, what it pinged and its
+// statistics.
+type TableRun struct {
+	Label, Target, Proto string
+	Summary              stats.Summary
+}
+
+// TableRun returns the run's entry in a table, labelled label, or by its Label when label is
+// "", with its statistics computed as the live run computed them (Summary).
+func (run Run) TableRun(label string) TableRun {
+	if label == "" {
+		label = run.Label()
+	}
+	return TableRun{Label: label, Target: run.Target, Proto: run.Proto, Summary: run.Summary()}
+}
+
+// WriteTable writes one row per run with its statistics: as a Markdown table ("markdown", ready
+// to paste into a lab report, RTTs in ms) or as CSV ("csv", for a spreadsheet, with the unit in
+// each column's name).
+func WriteTable(w io.Writer, format string, runs []TableRun) error {
 	rows := make([][]string, 0, len(runs))
-	for _, s := range runs {
-		rows = append(rows, tableRow(s, s.Summary(), format == "csv"))
+	for _, r := range runs {
+		rows = append(rows, tableRow(r, format == "csv"))
 	}
 	var err error
 	switch format {
@@ -38,23 +54,24 @@ func WriteTable(w io.Writer, format string, runs []Series) error {
 	case "csv":
 		err = writeTableCSV(w, rows)
 	default:
-		return fmt.Errorf("plot: %w %q (want %s)", errTableFormat, format, strings.Join(TableFormats, " or "))
+		return fmt.Errorf("report: %w %q (want %s)", errTableFormat, format, strings.Join(TableFormats, " or "))
 	}
 	if err != nil {
-		return fmt.Errorf("plot: write table: %w", err)
+		return fmt.Errorf("report: write table: %w", err)
 	}
 	return nil
 }
 
 // tableRow is a run's row; forCSV prints the loss as ping does (%g, no sign) for a spreadsheet
 // to compute with, else with one decimal and a percent sign for people.
-func tableRow(s Series, sum stats.Summary, forCSV bool) []string {
-	loss := percent(sum.Loss)
+func tableRow(r TableRun, forCSV bool) []string {
+	sum := r.Summary
+	loss := fmt.Sprintf("%.1f%%", sum.Loss)
 	if forCSV {
 		loss = strconv.FormatFloat(sum.Loss, 'g', 6, 64)
 	}
 	row := []string{
-		s.Label, s.Target, s.Proto,
+		r.Label, r.Target, r.Proto,
 		strconv.Itoa(sum.Transmitted), strconv.Itoa(sum.Received), strconv.Itoa(sum.Errors), loss,
 	}
 	if sum.Received == 0 {
@@ -65,15 +82,9 @@ func tableRow(s Series, sum stats.Summary, forCSV bool) []string {
 		return row
 	}
 	for _, d := range []time.Duration{sum.Min, sum.Avg, sum.Max, sum.Mdev, sum.P50, sum.P90, sum.P99, sum.Jitter} {
-		row = append(row, millis(d))
+		row = append(row, msec(d))
 	}
 	return row
-}
-
-// millis prints a whole number of microseconds as milliseconds, as ping's summary does.
-func millis(d time.Duration) string {
-	us := int64(d / time.Microsecond)
-	return fmt.Sprintf("%d.%03d", us/1000, us%1000)
 }
 
 func writeMarkdown(w io.Writer, rows [][]string) error {
