@@ -81,11 +81,7 @@ func readRuns(c *cli.Context) ([]report.Run, []string, error) {
 	for _, path := range paths {
 		run, err := readRun(path)
 		if err != nil {
-<<<<<<< HEAD
-			return nil, failure(c, err)
-=======
-			return nil, nil, exitUsage("%s: %v", c.Command.HelpName, err)
->>>>>>> 9ede8e2 (stats: one statistics path for the live line, the assignment format, plots and the report table)
+			return nil, nil, failure(c, err)
 		}
 		runs = append(runs, run)
 	}
@@ -117,17 +113,12 @@ func plotAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-<<<<<<< HEAD
-	if err := plot.WriteComparison(out, runs, opts); err != nil {
-		return failure(c, err)
-=======
 	series := make([]plot.Series, len(runs))
 	for i, run := range runs {
 		series[i] = plot.FromRun(run, labels[i])
 	}
 	if err := plot.WriteComparison(out, series, opts); err != nil {
-		return exitUsage("%s: %v", c.Command.HelpName, err)
->>>>>>> 9ede8e2 (stats: one statistics path for the live line, the assignment format, plots and the report table)
+		return failure(c, err)
 	}
 	return nil
 }
