@@ -55,6 +55,13 @@ type Conn struct {
 	// The last sender and its printed form (fromString), used by the reading goroutine only.
 	lastFrom    netip.Addr
 	lastFromStr string
+
+	ctxNames context.Context       // the context of name lookups: Dial's, without its cancel
+	names    map[netip.Addr]string // looked-up names, when cfg.Names; reading goroutine only
+	cfg      Config
+	// source is the address the kernel sends from, and host the target as Dial was given it
+	// before 0.0.0.0 became the address that answers it.
+	source netip.Addr
 }
 
 // rawRcvBuf is the receive buffer a raw socket asks for.
@@ -73,20 +80,157 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
+	src, err := route(&cfg)
+	if err != nil {
+		return nil, err
+	}
 	v6 := cfg.Target.Is6()
+	var c *Conn
 	var dgramErr error
 	if !cfg.Privileged {
 		fd, err := socket(v6, false)
 		if err == nil {
-			return newConn(fd, cfg, false)
+			c, err = newConn(fd, cfg, false)
+			if err != nil {
+				return nil, err
+			}
 		}
 		dgramErr = err
 	}
-	fd, rawErr := socket(v6, true)
-	if rawErr == nil {
-		return newConn(fd, cfg, true)
+	if c == nil {
+		fd, rawErr := socket(v6, true)
+		if rawErr != nil {
+			return nil, noSocketError(dgramErr, rawErr)
+		}
+		if c, err = newConn(fd, cfg, true); err != nil {
+			return nil, err
+		}
 	}
-	return nil, noSocketError(dgramErr, rawErr)
+	c.source = src
+	c.ctxNames = context.WithoutCancel(ctx)
+	if cfg.Names {
+		c.names = map[netip.Addr]string{}
+	}
+	return c, nil
+}
+
+// route asks the kernel, as iputils does, for the path to cfg.Target with a UDP socket that it
+// connects and that sends nothing, bound and allowed as the ICMP socket will be: it returns the
+// source address, and fails before anything is sent when there is no route, the target is a
+// broadcast address without cfg.Broadcast, or the interface does not exist. A target of 0.0.0.0
+// (or ::) becomes the address that will answer it, as the kernel sends such probes to itself.
+func route(cfg *Config) (netip.Addr, error) {
+	v6 := cfg.Target.Is6()
+	family := unix.AF_INET
+	if v6 {
+		family = unix.AF_INET6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("icmpping: route: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := bindSocket(fd, cfg, 0); err != nil {
+		return netip.Addr{}, err
+	}
+	if cfg.Broadcast {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BROADCAST, 1)
+	}
+	if cfg.DontRoute {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DONTROUTE, 1)
+	}
+	var sa unix.Sockaddr
+	if v6 {
+		sa = &unix.SockaddrInet6{Addr: cfg.Target.As16(), Port: 1025}
+	} else {
+		sa = &unix.SockaddrInet4{Addr: cfg.Target.As4(), Port: 1025}
+	}
+	if err := unix.Connect(fd, sa); err != nil {
+		if err == unix.EACCES && !cfg.Broadcast {
+			return netip.Addr{}, fmt.Errorf("icmpping: %w", ErrBroadcast)
+		}
+		return netip.Addr{}, fmt.Errorf("icmpping: %w: %w", ErrConnect, err)
+	}
+	local, err := unix.Getsockname(fd)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("icmpping: route: %w", err)
+	}
+	src := sockaddrAddr(local)
+	if cfg.Target.IsUnspecified() {
+		cfg.Target = src
+	}
+	return src, nil
+}
+
+// bindSocket binds fd to cfg's interface (-I), and to its source address and port when either
+// is set.
+func bindSocket(fd int, cfg *Config, port int) error {
+	if dev := cfg.Socket.Interface; dev != "" {
+		if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, dev); err != nil {
+			return fmt.Errorf("icmpping: %w: SO_BINDTODEVICE %s: %w", ErrInterface, dev, err)
+		}
+	}
+	if !cfg.Source.IsValid() && port == 0 {
+		return nil
+	}
+	var sa unix.Sockaddr
+	if cfg.Target.Is6() {
+		s6 := &unix.SockaddrInet6{Port: port}
+		if cfg.Source.IsValid() {
+			s6.Addr = cfg.Source.As16()
+		}
+		sa = s6
+	} else {
+		s4 := &unix.SockaddrInet4{Port: port}
+		if cfg.Source.IsValid() {
+			s4.Addr = cfg.Source.Unmap().As4()
+		}
+		sa = s4
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return fmt.Errorf("icmpping: %w: bind %s port %d: %w", ErrInterface, cfg.Source, port, err)
+	}
+	return nil
+}
+
+// setOptions applies the options of cfg that are socket options of the ICMP socket.
+func setOptions(fd int, cfg *Config) error {
+	v6 := cfg.Target.Is6()
+	type opt struct {
+		level, opt, val int
+		what            string
+	}
+	var opts []opt
+	if cfg.Mark != 0 {
+		opts = append(opts, opt{unix.SOL_SOCKET, unix.SO_MARK, cfg.Mark, "mark"})
+	}
+	if cfg.Broadcast {
+		opts = append(opts, opt{unix.SOL_SOCKET, unix.SO_BROADCAST, 1, "broadcast"})
+	}
+	if cfg.DontRoute {
+		opts = append(opts, opt{unix.SOL_SOCKET, unix.SO_DONTROUTE, 1, "dont route"})
+	}
+	if cfg.NoLoop {
+		if v6 {
+			opts = append(opts, opt{unix.SOL_IPV6, unix.IPV6_MULTICAST_LOOP, 0, "multicast loop"})
+		} else {
+			opts = append(opts, opt{unix.SOL_IP, unix.IP_MULTICAST_LOOP, 0, "multicast loop"})
+		}
+	}
+	if cfg.PMTU != "" {
+		v4 := map[string]int{"do": unix.IP_PMTUDISC_DO, "want": unix.IP_PMTUDISC_WANT, "probe": unix.IP_PMTUDISC_PROBE, "dont": unix.IP_PMTUDISC_DONT}
+		if v6 {
+			opts = append(opts, opt{unix.SOL_IPV6, unix.IPV6_MTU_DISCOVER, v4[cfg.PMTU], "path MTU discovery"})
+		} else {
+			opts = append(opts, opt{unix.SOL_IP, unix.IP_MTU_DISCOVER, v4[cfg.PMTU], "path MTU discovery"})
+		}
+	}
+	for _, o := range opts {
+		if err := unix.SetsockoptInt(fd, o.level, o.opt, o.val); err != nil {
+			return fmt.Errorf("icmpping: set %s: %w", o.what, err)
+		}
+	}
+	return nil
 }
 
 func socket(v6, raw bool) (int, error) {
@@ -127,8 +271,9 @@ func newConn(fd int, cfg Config, raw bool) (*Conn, error) {
 		v6:     cfg.Target.Is6(),
 		raw:    raw,
 		target: cfg.Target,
-		size:   cfg.Size,
-		wbuf:   make([]byte, 0, 8+cfg.Size),
+		size:   cfg.size(),
+		cfg:    cfg,
+		wbuf:   make([]byte, 0, 8+cfg.size()),
 		rbuf:   make([]byte, 65536+60),
 		oob:    make([]byte, 512),
 	}
@@ -148,6 +293,22 @@ func newConn(fd int, cfg Config, raw bool) (*Conn, error) {
 	var id [2]byte
 	_, _ = rand.Read(id[:])
 	c.id = binary.BigEndian.Uint16(id[:])
+	if cfg.ID != 0 {
+		c.id = uint16(cfg.ID)
+	}
+	port := 0
+	if !raw {
+		// A datagram socket's identifier is its port.
+		port = cfg.ID
+	}
+	if err := bindSocket(fd, &cfg, port); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	if err := setOptions(fd, &cfg); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
 
 	opts := []struct{ level, opt int }{{unix.SOL_SOCKET, unix.SO_TIMESTAMPNS}}
 	switch {
@@ -189,10 +350,6 @@ func newConn(fd int, cfg Config, raw bool) (*Conn, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("icmpping: %w", err)
 	}
-	if err := bindSource(fd, cfg.Source); err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
 	c.f = os.NewFile(uintptr(fd), "icmp")
 	rc, err := c.f.SyscallConn()
 	if err != nil {
@@ -206,21 +363,6 @@ func newConn(fd int, cfg Config, raw bool) (*Conn, error) {
 		return c.rgot || c.rerr != nil
 	}
 	return c, nil
-}
-
-// bindSource binds fd to the local address src, when it is valid, so that requests leave from it.
-func bindSource(fd int, src netip.Addr) error {
-	if !src.IsValid() {
-		return nil
-	}
-	var sa unix.Sockaddr = &unix.SockaddrInet4{Addr: src.Unmap().As4()}
-	if src.Is6() && !src.Is4In6() {
-		sa = &unix.SockaddrInet6{Addr: src.As16()}
-	}
-	if err := unix.Bind(fd, sa); err != nil {
-		return fmt.Errorf("icmpping: bind to source %s: %w", src, err)
-	}
-	return nil
 }
 
 func setTTL(fd int, v6 bool, ttl int) error {
@@ -270,7 +412,7 @@ func (c *Conn) Send(ctx context.Context, seq int) (time.Time, error) {
 		// from the error queue or as a message. A failure that stays is this probe's own.
 		for range 3 {
 			now = time.Now()
-			c.wbuf = marshalEcho(c.wbuf, c.v6, c.id, wireSeq(seq), now.UnixNano(), c.cookie, c.size)
+			c.wbuf = c.marshal(c.wbuf, wireSeq(seq), now.UnixNano())
 			if serr = c.sendto(int(fd)); !softErrno(serr) {
 				break
 			}
@@ -450,6 +592,16 @@ type cmsgs struct {
 	TTL  int
 }
 
+// cmsgs is parseCmsgs without the kernel's timestamp when the config says to time by the
+// process's clock (ping -U).
+func (c *Conn) cmsgs(oob []byte) cmsgs {
+	cm := parseCmsgs(oob)
+	if c.cfg.UserTime {
+		cm.Time = time.Time{}
+	}
+	return cm
+}
+
 func parseCmsgs(oob []byte) cmsgs {
 	var r cmsgs
 	// Walked in place rather than with unix.ParseSocketControlMessage, which allocates a
@@ -538,10 +690,52 @@ func (c *Conn) sendto(fd int) error {
 // same address, and its printed form need not be allocated each time.
 func (c *Conn) fromString(a netip.Addr) string {
 	if a != c.lastFrom || c.lastFromStr == "" {
-		c.lastFrom, c.lastFromStr = a, fromString(a)
+		s := fromString(a)
+		if c.names != nil && a.IsValid() {
+			s = nameAddr(c.name(a), a)
+		}
+		c.lastFrom, c.lastFromStr = a, s
 	}
 	return c.lastFromStr
 }
+
+// name returns a's name, looked up once per address.
+func (c *Conn) name(a netip.Addr) string {
+	n, ok := c.names[a]
+	if !ok {
+		n = LookupName(c.ctxNames, a.Unmap())
+		c.names[a] = n
+	}
+	return n
+}
+
+// named gives an error's sender its name, when names are on.
+func (c *Conn) named(e *icmperr.Error) {
+	if c.names != nil && e.From.IsValid() {
+		e.Name = c.name(e.From.Unmap())
+		if e.Name == "" {
+			e.Name = e.From.Unmap().String()
+		}
+	}
+}
+
+// HeaderLine is iputils ping's first line for this Conn: host is the target as given; with -I
+// the source address and interface follow ("from 10.0.0.1 eth0: ").
+func (c *Conn) HeaderLine(host string) string {
+	target := c.target.String()
+	if c.v6 && c.names != nil {
+		target = nameAddr(c.name(c.target), c.target)
+	}
+	from := ""
+	if c.cfg.Socket.Interface != "" || c.cfg.Source.IsValid() {
+		from = c.source.String()
+	}
+	return headerLine(host, target, c.v6, from, c.cfg.Socket.Interface, c.size)
+}
+
+// Untimed reports whether the payload is too short for the send time (under MinSize bytes):
+// replies are matched by identifier and sequence only, and ping prints no times.
+func (c *Conn) Untimed() bool { return c.size < MinSize }
 
 // recvmsg is unix.Recvmsg without its cost per read: x/sys asks the socket its protocol
 // (getsockopt SO_PROTOCOL) on every IPv4 or IPv6 read, and allocates the sender's Sockaddr.
@@ -585,7 +779,7 @@ func (c *Conn) ours(e echo, needCookie bool) int {
 	if e.HasCookie && e.Cookie != c.cookie {
 		return 0
 	}
-	if needCookie && !e.HasCookie {
+	if needCookie && !e.HasCookie && c.size >= MinSize {
 		return 0
 	}
 	return engineSeq(e.Seq, int(c.last.Load()))
@@ -607,7 +801,7 @@ func (c *Conn) dgramPacket(b, oob []byte, from netip.Addr) (probe.Packet, bool) 
 	if seq == 0 {
 		return probe.Packet{}, false
 	}
-	cm := parseCmsgs(oob)
+	cm := c.cmsgs(oob)
 	return probe.Packet{Seq: seq, Kind: probe.KindReply, Time: cm.Time, Bytes: e.Len,
 		From: c.fromString(from), TTL: cm.TTL}, true
 }
@@ -632,7 +826,8 @@ func (c *Conn) errQueued(b, oob []byte) (probe.Packet, bool) {
 	if seq == 0 {
 		return probe.Packet{}, false
 	}
-	cm := parseCmsgs(oob)
+	cm := c.cmsgs(oob)
+	c.named(ie)
 	return probe.Packet{Seq: seq, Kind: probe.KindError, Time: cm.Time, Bytes: len(b),
 		From: fromString(ie.From), Err: ie}, true
 }
@@ -641,7 +836,7 @@ func (c *Conn) errQueued(b, oob []byte) (probe.Packet, bool) {
 // header for IPv4). Replies must carry our identifier and cookie; errors must quote a request with
 // our identifier, to our target, and our cookie when the quote is long enough to hold it.
 func (c *Conn) rawPacket(b, oob []byte, from netip.Addr) (probe.Packet, bool) {
-	cm := parseCmsgs(oob)
+	cm := c.cmsgs(oob)
 	src := from
 	icmp := b
 	if !c.v6 {
@@ -682,6 +877,7 @@ func (c *Conn) rawPacket(b, oob []byte, from netip.Addr) (probe.Packet, bool) {
 	}
 	ie := q.Err
 	ie.From = src
+	c.named(&ie)
 	return probe.Packet{Seq: seq, Kind: probe.KindError, Time: cm.Time, Bytes: len(icmp),
 		From: fromString(src), TTL: cm.TTL, Err: &ie}, true
 }

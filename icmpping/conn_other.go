@@ -36,6 +36,7 @@ type Conn struct {
 	last   atomic.Int64
 	wbuf   []byte
 	rbuf   []byte
+	cfg    Config
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
@@ -49,11 +50,11 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	if !cfg.Socket.IsZero() || cfg.Source.IsValid() {
-		return nil, fmt.Errorf("icmpping: %w: tos, interface and source on %s/%s", ErrNotSupported, runtime.GOOS, runtime.GOARCH)
+	if !cfg.Socket.IsZero() || cfg.Source.IsValid() || cfg.Mark != 0 || cfg.PMTU != "" || cfg.Broadcast || cfg.DontRoute || cfg.NoLoop || cfg.ID != 0 {
+		return nil, fmt.Errorf("icmpping: %w: tos, interface, source, mark, -M, -b, -r, -L and -e on %s/%s", ErrNotSupported, runtime.GOOS, runtime.GOARCH)
 	}
-	c := &Conn{v6: cfg.Target.Is6(), target: cfg.Target, size: cfg.Size,
-		wbuf: make([]byte, 0, 8+cfg.Size), rbuf: make([]byte, 65536)}
+	c := &Conn{v6: cfg.Target.Is6(), target: cfg.Target, size: cfg.size(), cfg: cfg,
+		wbuf: make([]byte, 0, 8+cfg.size()), rbuf: make([]byte, 65536)}
 	dgram, raw, any := "udp4", "ip4:icmp", "0.0.0.0"
 	if c.v6 {
 		dgram, raw, any = "udp6", "ip6:ipv6-icmp", "::"
@@ -103,6 +104,14 @@ func noSocketErrorOther(dgramErr, rawErr error) error {
 // Raw reports whether c uses a raw socket rather than a datagram one.
 func (c *Conn) Raw() bool { return c.raw }
 
+// HeaderLine is iputils ping's first line for this Conn; host is the target as given.
+func (c *Conn) HeaderLine(host string) string {
+	return headerLine(host, c.target.String(), c.v6, "", "", c.size)
+}
+
+// Untimed reports whether the payload is too short for the send time (under MinSize bytes).
+func (c *Conn) Untimed() bool { return c.size < MinSize }
+
 // SetTTL sets the TTL (IPv4) or hop limit (IPv6) of the requests sent from now on.
 func (c *Conn) SetTTL(ttl int) error {
 	if ttl < 1 || ttl > 255 {
@@ -132,7 +141,7 @@ func (c *Conn) Send(ctx context.Context, seq int) (time.Time, error) {
 		c.last.Store(int64(seq))
 	}
 	now := time.Now()
-	c.wbuf = marshalEcho(c.wbuf, c.v6, c.id, wireSeq(seq), now.UnixNano(), c.cookie, c.size)
+	c.wbuf = c.marshal(c.wbuf, wireSeq(seq), now.UnixNano())
 	if _, err := c.pc.WriteTo(c.wbuf, c.dst); err != nil {
 		return time.Time{}, fmt.Errorf("icmpping: send: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/pinglab/pinglab/internal/icmperr"
 	"github.com/pinglab/pinglab/internal/sock"
@@ -22,8 +23,30 @@ import (
 // DefaultSize is iputils' default payload size: 56 bytes, so that replies read "64 bytes from".
 const DefaultSize = 56
 
-// MinSize is the smallest payload: the send time (8 bytes) and the run's cookie (8 bytes).
+// MinSize is the smallest payload that carries the send time and the run's cookie (8 bytes
+// each): the smallest a timed run takes. Smaller payloads (down to none) are sent as iputils
+// sends them, and their replies, matched by identifier and sequence alone, are printed without
+// "time=" (Conn.Untimed).
 const MinSize = 16
+
+// NoPayload is the Size of echo requests with no payload at all (ping -s 0); Size 0 is
+// DefaultSize.
+const NoPayload = -1
+
+// MinUserInterval is iputils' floor on the interval for users other than root: faster (-f, -i
+// below 2 ms) is a flood, which only root may send.
+const MinUserInterval = 2 * time.Millisecond
+
+// ErrFlood is returned by CheckInterval for an interval below MinUserInterval.
+var ErrFlood = errors.New("cannot flood, minimal interval for user must be >= 2 ms, use -i 0.002 (or higher)")
+
+// CheckInterval applies iputils' rule: only root (uid 0) may send faster than every 2 ms.
+func CheckInterval(uid int, d time.Duration) error {
+	if uid != 0 && d < MinUserInterval {
+		return ErrFlood
+	}
+	return nil
+}
 
 // MaxSize4 and MaxSize6 are the largest payloads an IPv4 or IPv6 echo request can carry.
 const (
@@ -38,9 +61,35 @@ var ErrNoSocket = errors.New("cannot open an ICMP socket")
 // ErrNotSupported is returned on systems where pinglab has no ICMP transport.
 var ErrNotSupported = errors.New("not supported")
 
+// Resolve's errors, as iputils words them (getaddrinfo's gai_strerror).
+var (
+	// ErrUnknownHost: the resolver says the name does not exist.
+	ErrUnknownHost = errors.New("name or service not known")
+	// ErrResolverFailed: the resolver could not be asked, or did not answer in time.
+	ErrResolverFailed = errors.New("temporary failure in name resolution")
+	// ErrFamily: the name or address has no address of the family asked for (-4, -6).
+	ErrFamily = errors.New("address family for hostname not supported")
+)
+
+// Dial's errors about the path, found before anything is sent, as iputils finds them by
+// connecting a UDP socket to the target.
+var (
+	// ErrConnect wraps the errno of a path the kernel refuses: no route (an unreachable or
+	// blackhole route, no interface), or an interface that cannot reach the target.
+	ErrConnect = errors.New("connect")
+	// ErrBroadcast: the target is a broadcast address and Broadcast is not set, or a local
+	// firewall forbids the path (the kernel says EACCES to both).
+	ErrBroadcast = errors.New("do you want to ping broadcast? Then -b. If not, check your local firewall rules")
+	// ErrInterface wraps why the socket could not be bound to Interface or Source.
+	ErrInterface = errors.New("bad interface or source address")
+)
+
 var (
 	errSize     = errors.New("payload size out of range")
 	errTTL      = errors.New("ttl out of range 1..255")
+	errPMTU     = errors.New("bad path MTU discovery option")
+	errID       = errors.New("identifier out of range 0..65535")
+	errTOS      = errors.New("type of service out of range 0..255")
 	errTarget   = errors.New("no target address")
 	errResolve  = errors.New("no address found")
 	errShort    = errors.New("packet too short")
@@ -54,17 +103,49 @@ type Config struct {
 	// Target is the address to ping; an IPv4 (or IPv4-mapped) address pings over ICMP, an IPv6
 	// one over ICMPv6.
 	Target netip.Addr
-	// Size is the payload's size in bytes, MinSize and up; 0 means DefaultSize.
+	// Size is the payload's size in bytes; 0 means DefaultSize, NoPayload none.
 	Size int
 	// TTL is the time to live (IPv4) or hop limit (IPv6) of the requests; 0 keeps the system's.
 	TTL int
 	// Privileged forces a raw socket instead of trying a datagram socket first.
 	Privileged bool
-	// Socket holds the requests' TOS and interface (Linux); its TTL, when set, is TTL's.
+	// Socket holds the requests' TOS (ping -Q) and interface (ping -I eth0) (Linux); its TTL,
+	// when set, is TTL's.
 	Socket sock.Options
-	// Source, when valid, is the address the requests come from; it must be of Target's
-	// family (Linux).
+	// Source, when valid, is the address the requests come from (ping -I 10.0.0.1); it must
+	// be of Target's family (Linux).
 	Source netip.Addr
+	// Mark is the socket's firewall mark (ping -m); 0 leaves it alone.
+	Mark int
+	// PMTU is the path MTU discovery strategy (ping -M): "do", "want", "probe" or "dont"; ""
+	// keeps the system's.
+	PMTU string
+	// Broadcast allows a broadcast target (ping -b); without it, one is refused as iputils
+	// refuses it.
+	Broadcast bool
+	// DontRoute sends to hosts on an attached network only (ping -r, SO_DONTROUTE).
+	DontRoute bool
+	// NoLoop keeps multicast probes from looping back to this host (ping -L).
+	NoLoop bool
+	// Pattern fills the payload after the send time and cookie (ping -p); nil: iputils' default
+	// of byte i holding i.
+	Pattern []byte
+	// ID is the echo identifier of a raw socket (ping -e); 0 draws one at random.
+	ID int
+	// Names looks the name of each replying or erring address up (ping without -n, the target
+	// given as a name): replies then come "From NAME (ADDR)".
+	Names bool
+	// UserTime times replies by the process's clock when they are read, not by the kernel's
+	// receive timestamp (ping -U).
+	UserTime bool
+}
+
+// size is the payload's size in bytes.
+func (c *Config) size() int {
+	if c.Size == NoPayload {
+		return 0
+	}
+	return c.Size
 }
 
 func (c *Config) check() error {
@@ -79,8 +160,19 @@ func (c *Config) check() error {
 	if c.Target.Is6() {
 		max = MaxSize6
 	}
-	if c.Size < MinSize || c.Size > max {
-		return fmt.Errorf("icmpping: %w: %d, want %d..%d (the send time and the run's cookie take %d)", errSize, c.Size, MinSize, max, MinSize)
+	if c.Size < NoPayload || c.Size > max {
+		return fmt.Errorf("icmpping: %w: %d, want 0..%d", errSize, c.Size, max)
+	}
+	switch c.PMTU {
+	case "", "do", "want", "probe", "dont":
+	default:
+		return fmt.Errorf("icmpping: %w: %q (want do, want, probe or dont)", errPMTU, c.PMTU)
+	}
+	if c.ID < 0 || c.ID > 65535 {
+		return fmt.Errorf("icmpping: %w: %d", errID, c.ID)
+	}
+	if c.Socket.TOS < 0 || c.Socket.TOS > 255 {
+		return fmt.Errorf("icmpping: %w: %d", errTOS, c.Socket.TOS)
 	}
 	if c.TTL < 0 || c.TTL > 255 {
 		return fmt.Errorf("icmpping: %w: %d", errTTL, c.TTL)
@@ -88,24 +180,105 @@ func (c *Config) check() error {
 	return nil
 }
 
-// Resolve looks host up as ping does: network "ip4" or "ip6" restricts the family, "ip" takes
-// the first address the resolver gives. A literal address needs no lookup.
+// Resolve looks host up as ping does: network "ip4" or "ip6" restricts the family; "ip" takes
+// the address getaddrinfo would put first, an IPv6 one when this host has a route for it, else
+// IPv4. A literal address needs no lookup. The errors wrap ErrUnknownHost, ErrResolverFailed or
+// ErrFamily.
 func Resolve(ctx context.Context, network, host string) (netip.Addr, error) {
 	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
 		a = a.Unmap()
 		if (network == "ip4" && !a.Is4()) || (network == "ip6" && !a.Is6()) {
-			return netip.Addr{}, fmt.Errorf("icmpping: resolve %q: %w for %s", host, errResolve, network)
+			return netip.Addr{}, fmt.Errorf("icmpping: resolve %s: %w", host, ErrFamily)
 		}
 		return a, nil
 	}
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, network, host)
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("icmpping: resolve %q: %w", host, err)
+		var de *net.DNSError
+		if errors.As(err, &de) && de.IsNotFound {
+			return netip.Addr{}, fmt.Errorf("icmpping: resolve %s: %w", host, ErrUnknownHost)
+		}
+		return netip.Addr{}, fmt.Errorf("icmpping: resolve %s: %w (%w)", host, ErrResolverFailed, err)
 	}
-	if len(addrs) == 0 {
-		return netip.Addr{}, fmt.Errorf("icmpping: resolve %q: %w", host, errResolve)
+	var v4, v6 []netip.Addr
+	for _, a := range addrs {
+		if a = a.Unmap(); a.Is4() {
+			v4 = append(v4, a)
+		} else {
+			v6 = append(v6, a)
+		}
 	}
-	return addrs[0].Unmap(), nil
+	switch network {
+	case "ip4":
+		v6 = nil
+	case "ip6":
+		v4 = nil
+	}
+	if len(v4)+len(v6) == 0 {
+		return netip.Addr{}, fmt.Errorf("icmpping: resolve %s: %w", host, ErrFamily)
+	}
+	// glibc's default order (RFC 3484's precedence table, gai.conf): an IPv6 address the host
+	// can reach comes before any IPv4 one.
+	for _, a := range v6 {
+		if routable(a) {
+			return a, nil
+		}
+	}
+	if len(v4) > 0 {
+		return v4[0], nil
+	}
+	return v6[0], nil
+}
+
+// routable reports whether the host has a route to a: a UDP socket connects (sends nothing).
+func routable(a netip.Addr) bool {
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, 1025)))
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// LookupName returns the name of a, as ping prints it before the address, or "" when none is
+// found within a second: a slow resolver must not hold up the replies.
+func LookupName(ctx context.Context, a netip.Addr) string {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	names, err := net.DefaultResolver.LookupAddr(ctx, a.String())
+	if err != nil || len(names) == 0 {
+		return ""
+	}
+	return strings.TrimSuffix(names[0], ".")
+}
+
+// nameAddr is ping's "NAME (ADDR)"; a failed lookup prints the address twice, as getnameinfo
+// falls back to the numeric form.
+func nameAddr(name string, a netip.Addr) string {
+	if name == "" {
+		name = a.String()
+	}
+	return name + " (" + a.String() + ")"
+}
+
+// headerLine is HeaderLine with what -I adds: "from SRC IFACE: " before the sizes. target is
+// the address as the header prints it (for IPv6, "NAME (ADDR)" with names on).
+func headerLine(host, target string, v6 bool, from, iface string, size int) string {
+	var b strings.Builder
+	if v6 {
+		fmt.Fprintf(&b, "PING %s(%s) ", host, target)
+	} else {
+		fmt.Fprintf(&b, "PING %s (%s) ", host, target)
+	}
+	if from != "" || iface != "" {
+		fmt.Fprintf(&b, "from %s %s: ", from, iface)
+	}
+	if v6 {
+		fmt.Fprintf(&b, "%d data bytes", size)
+	} else {
+		fmt.Fprintf(&b, "%d(%d) bytes of data.", size, size+8+20)
+	}
+	return b.String()
 }
 
 // HeaderLine is iputils ping's first line for the target: "PING 127.0.0.1 (127.0.0.1) 56(84)
@@ -290,10 +463,16 @@ func checksum(b []byte) uint16 {
 	return ^uint16(s)
 }
 
+// marshal builds echo request seq into b: header, then the send time, the cookie and the
+// pattern, cut to the payload's size.
+func (c *Conn) marshal(b []byte, seq uint16, sentNs int64) []byte {
+	return marshalEcho(b, c.v6, c.id, seq, sentNs, c.cookie, c.size, c.cfg.Pattern)
+}
+
 // marshalEcho builds an echo request: header, send time, cookie and pattern up to size bytes of
 // payload. The checksum is filled in for IPv4; the kernel computes ICMPv6's, and a datagram
 // socket rewrites the identifier and checksum itself.
-func marshalEcho(b []byte, v6 bool, id, seq uint16, sentNs int64, cookie [8]byte, size int) []byte {
+func marshalEcho(b []byte, v6 bool, id, seq uint16, sentNs int64, cookie [8]byte, size int, pattern []byte) []byte {
 	b = b[:0]
 	typ := byte(typeEchoRequest)
 	if v6 {
@@ -302,10 +481,15 @@ func marshalEcho(b []byte, v6 bool, id, seq uint16, sentNs int64, cookie [8]byte
 	b = append(b, typ, 0, 0, 0, byte(id>>8), byte(id), byte(seq>>8), byte(seq))
 	b = binary.BigEndian.AppendUint64(b, uint64(sentNs))
 	b = append(b, cookie[:]...)
-	// iputils' pattern: byte i of the payload holds i.
 	for i := 16; i < size; i++ {
-		b = append(b, byte(i))
+		if len(pattern) > 0 {
+			b = append(b, pattern[(i-16)%len(pattern)])
+		} else {
+			// iputils' pattern: byte i of the payload holds i.
+			b = append(b, byte(i))
+		}
 	}
+	b = b[:8+size]
 	if !v6 {
 		binary.BigEndian.PutUint16(b[2:4], checksum(b))
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -163,7 +164,7 @@ func TestEngineSeq(t *testing.T) {
 
 func TestMarshalEchoRoundTrip(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
-		b := marshalEcho(nil, v6, 0xbeef, 42, 12345, fixtureCookie, 56)
+		b := marshalEcho(nil, v6, 0xbeef, 42, 12345, fixtureCookie, 56, nil)
 		if len(b) != 64 {
 			t.Fatalf("len = %d, want 64", len(b))
 		}
@@ -189,7 +190,7 @@ func TestConfigCheck(t *testing.T) {
 	lo := netip.MustParseAddr("127.0.0.1")
 	bad := []Config{
 		{},
-		{Target: lo, Size: 15},
+		{Target: lo, Size: -2},
 		{Target: lo, Size: MaxSize4 + 1},
 		{Target: netip.IPv6Loopback(), Size: MaxSize6 + 1},
 		{Target: lo, TTL: 256},
@@ -257,4 +258,24 @@ func FuzzParseQuotedError(f *testing.F) {
 			t.Errorf("accepted a quote it cannot describe: %+v", q)
 		}
 	})
+}
+
+func TestCheckInterval(t *testing.T) {
+	tests := []struct {
+		uid  int
+		d    time.Duration
+		want error
+	}{
+		{0, 0, nil},
+		{0, time.Millisecond, nil},
+		{1000, 0, ErrFlood},
+		{1000, 1999 * time.Microsecond, ErrFlood},
+		{1000, 2 * time.Millisecond, nil},
+		{1000, time.Second, nil},
+	}
+	for _, tt := range tests {
+		if got := CheckInterval(tt.uid, tt.d); got != tt.want {
+			t.Errorf("CheckInterval(%d, %v) = %v, want %v", tt.uid, tt.d, got, tt.want)
+		}
+	}
 }

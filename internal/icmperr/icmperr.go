@@ -60,6 +60,8 @@ type Error struct {
 	Type, Code int
 	// From is the router or host that sent the error; the zero Addr when unknown.
 	From netip.Addr
+	// Name is From's name where the client looked it up (ping without -n), or "".
+	Name string
 	// Info is the MTU of "frag needed" and "packet too big", the pointer of a parameter problem.
 	Info uint32
 	// Gateway is a redirect's new next hop.

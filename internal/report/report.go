@@ -24,6 +24,9 @@ type Header struct {
 	Target, Addr string
 	// Size is the payload size in bytes.
 	Size int
+	// Untimed says the probes carry no send time (ICMP payloads under 16 bytes): as iputils,
+	// the text format then prints no "time=" and no rtt line.
+	Untimed bool
 	// Line, when set, is the exact header line (ICMP's is iputils'); otherwise the text format
 	// prints "PING <Target> (<Addr>) <Size> bytes of data over <PROTO>.".
 	Line string
@@ -38,9 +41,17 @@ type Options struct {
 	Quiet bool
 	// Timestamps (-D) puts "[seconds.micros] " (the event's Unix time) before each per-probe line.
 	Timestamps bool
-	// Outstanding (-O) prints "no answer yet for icmp_seq=N" when an ICMP probe times out.
-	// UDP and TCP always print "Request timeout for udp_seq=N".
+	// Outstanding (-O) prints, as iputils does, "no answer yet for icmp_seq=N" when probe N+1
+	// is about to leave and probe N had no answer. UDP and TCP always print "Request timeout
+	// for udp_seq=N".
 	Outstanding bool
+	// Percentiles adds to the text summary pinglab's line "rtt p50/p90/p99 = ... ms, jitter =
+	// ... ms", which iputils does not print. JSON and CSV always carry those figures.
+	Percentiles bool
+	// Audible (-a) rings the terminal's bell (BEL) before each reply line, as ping -a.
+	Audible bool
+	// Unrounded (-3) prints a reply's time= with three decimals, not rounded by its size.
+	Unrounded bool
 	// StatusWriter is where Status writes (iputils writes its SIGQUIT line to stderr); nil
 	// means the renderer's writer, except for JSON, which then writes no status at all so
 	// that its output stays one JSON object.
@@ -230,6 +241,9 @@ func errWords(ev probe.Event) string {
 // errFrom is who reported an EventError: the ICMP error's sender where known.
 func errFrom(ev probe.Event, h Header) string {
 	if ev.Err != nil && ev.Err.From.IsValid() {
+		if ev.Err.Name != "" {
+			return ev.Err.Name + " (" + ev.Err.From.String() + ")"
+		}
 		return ev.Err.From.String()
 	}
 	if ev.From != "" {

@@ -212,6 +212,7 @@ func TestGolden(t *testing.T) {
 	}{
 		{"udp", "udp.text.golden", "text", Options{}},
 		{"udp", "udp.text-q.golden", "text", Options{Quiet: true}},
+		{"udp", "udp.text-percentiles.golden", "text", Options{Percentiles: true}},
 		{"udp", "udp.text-D.golden", "text", Options{Timestamps: true}},
 		{"udp", "udp.assignment.golden", "assignment", Options{}},
 		{"udp", "udp.json.golden", "json", Options{}},

@@ -12,8 +12,8 @@ import (
 
 // text prints what iputils ping prints, line for line, with pinglab's additions marked in the
 // README: "Request timeout" and "Request lost" lines for UDP and TCP, " (LATE!)" on a reply that
-// came after its probe's timeout (it is not counted as received), "+L late" in the summary, and
-// a last line with percentiles and jitter.
+// came after its probe's timeout (it is not counted as received), "+L late" in the summary, and,
+// with Options.Percentiles, a last line with percentiles and jitter.
 type text struct {
 	out
 	opts Options
@@ -23,6 +23,10 @@ type text struct {
 	// the terminal is the same.
 	dots      []byte
 	lastFlush time.Time
+	// lastSent and answered are -O's: the latest probe sent and whether anything came back
+	// for it.
+	lastSent int
+	answered bool
 }
 
 // floodFlush is how long a flood's marks may wait before they are written: less than a
@@ -52,7 +56,16 @@ func (t *text) Event(ev probe.Event) {
 	}
 	seq := seqField(t.h.Proto) + strconv.Itoa(ev.Seq)
 	switch ev.Type {
+	case probe.EventSent:
+		// iputils -O: said when the next probe leaves, of the one before it.
+		if t.opts.Outstanding && t.h.Proto == "icmp" && t.lastSent > 0 && !t.answered {
+			t.line(ev, "no answer yet for "+seqField(t.h.Proto)+strconv.Itoa(t.lastSent))
+		}
+		t.lastSent, t.answered = ev.Seq, false
 	case probe.EventReply, probe.EventDuplicate, probe.EventLate:
+		if ev.Seq == t.lastSent {
+			t.answered = true
+		}
 		from := ev.From
 		if from == "" {
 			from = t.h.Addr
@@ -61,7 +74,13 @@ func (t *text) Event(ev probe.Event) {
 		if ev.TTL > 0 {
 			line += " ttl=" + strconv.Itoa(ev.TTL)
 		}
-		line += " time=" + pingTime(ev.RTT) + " ms"
+		if !t.h.Untimed {
+			if t.opts.Unrounded {
+				line += " time=" + msec(ev.RTT) + " ms"
+			} else {
+				line += " time=" + pingTime(ev.RTT) + " ms"
+			}
+		}
 		if ev.Connect > 0 {
 			line += " connect=" + pingTime(ev.Connect) + " ms"
 		}
@@ -71,12 +90,13 @@ func (t *text) Event(ev probe.Event) {
 		case probe.EventLate:
 			line += " (LATE!)"
 		}
+		if t.opts.Audible {
+			t.printf("\a")
+		}
 		t.line(ev, line)
 	case probe.EventTimeout:
 		if t.h.Proto != "icmp" {
 			t.line(ev, "Request timeout for "+seq)
-		} else if t.opts.Outstanding {
-			t.line(ev, "no answer yet for "+seq)
 		}
 	case probe.EventLost:
 		line := "Request lost for " + seq
@@ -85,6 +105,9 @@ func (t *text) Event(ev probe.Event) {
 		}
 		t.line(ev, line)
 	case probe.EventError:
+		if ev.Seq == t.lastSent {
+			t.answered = true
+		}
 		t.line(ev, "From "+errFrom(ev, t.h)+" "+seq+" "+errWords(ev))
 	}
 }
@@ -184,14 +207,16 @@ func (t *text) Finish(s stats.Summary, r probe.Result) {
 		t.printf(", %s%% packet loss, time %dms", lossG(s.Loss), runTime(r))
 	}
 	t.printf("\n")
-	if s.Received == 0 {
+	if s.Received == 0 || t.h.Untimed {
 		t.oneWay(s)
 		// iputils ends its summary with this newline whether or not an rtt line came before it.
 		t.printf("\n")
 		return
 	}
 	t.printf("rtt min/avg/max/mdev = %s/%s/%s/%s ms\n", msec(s.Min), msec(s.Avg), msec(s.Max), msec(s.Mdev))
-	t.printf("rtt p50/p90/p99 = %s/%s/%s ms, jitter = %s ms\n", msec(s.P50), msec(s.P90), msec(s.P99), msec(s.Jitter))
+	if t.opts.Percentiles {
+		t.printf("rtt p50/p90/p99 = %s/%s/%s ms, jitter = %s ms\n", msec(s.P50), msec(s.P90), msec(s.P99), msec(s.Jitter))
+	}
 	t.oneWay(s)
 }
 
