@@ -71,6 +71,7 @@ func newClientRun(c *cli.Context) (*clientRun, error) {
 		Quiet:       c.Bool("quiet"),
 		Timestamps:  c.Bool("timestamp"),
 		Outstanding: c.Bool("report-outstanding"),
+		Percentiles: c.Bool("percentiles"),
 		// iputils prints the SIGQUIT status line on stderr, apart from the run's output.
 		StatusWriter: c.App.ErrWriter,
 		Flood:        opts.Flood,

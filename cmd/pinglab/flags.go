@@ -108,6 +108,7 @@ func clientFlags(defaultSize int) []cli.Flag {
 		&cli.BoolFlag{Name: "report-outstanding", Aliases: []string{"O"}, Usage: "report a probe with no answer before the next is sent"},
 		&cli.BoolFlag{Name: "ipv4", Aliases: []string{"4"}, Usage: "use IPv4 only"},
 		&cli.BoolFlag{Name: "ipv6", Aliases: []string{"6"}, Usage: "use IPv6 only"},
+		&cli.BoolFlag{Name: "percentiles", Usage: "end the text summary with pinglab's extra line: rtt p50/p90/p99 and jitter"},
 		&cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text, assignment or json"},
 		&cli.StringFlag{Name: "csv", Usage: "write one row per probe to `FILE` as it happens"},
 		&cli.StringFlag{Name: "plot", Usage: "draw the run to `FILE` at its end (.svg, .png or .pdf)"}, // issue 7

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -24,23 +23,6 @@ import (
 // The differential tests run iputils ping (and traceroute) beside pinglab in a lab of three
 // namespaces, client - router - server, and compare what each printed, with what changes from
 // run to run (times) normalised: every line of stdout and stderr equal, exit codes equal.
-
-// parityArgsEnv makes a re-run test binary run pinglab with these arguments (a JSON list).
-const parityArgsEnv = "PINGLAB_PARITY_ARGS"
-
-// TestParityChild is pinglab itself when the test binary is re-run for a differential case.
-func TestParityChild(t *testing.T) {
-	js := os.Getenv(parityArgsEnv)
-	if js == "" {
-		t.Skip("runs only as the child of a differential test")
-	}
-	var args []string
-	if err := json.Unmarshal([]byte(js), &args); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(3)
-	}
-	os.Exit(run(context.Background(), append([]string{"pinglab"}, args...), os.Stdout, os.Stderr))
-}
 
 // A parityLab is the three namespaces, their names for addresses (/etc/netns/NS/hosts, which
 // `ip netns exec` binds over /etc/hosts) and a resolver that answers nothing at once.
@@ -156,11 +138,7 @@ func (l *parityLab) exec(t *testing.T, host string, argv []string, env string) r
 // pinglab runs pinglab with args in a lab host.
 func (l *parityLab) pinglab(t *testing.T, host string, args []string) result {
 	t.Helper()
-	js, err := json.Marshal(args)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l.exec(t, host, []string{l.self, "-test.run=^TestParityChild$"}, parityArgsEnv+"="+string(js))
+	return l.exec(t, host, append([]string{l.self}, args...), asPinglabEnv+"=1")
 }
 
 // both runs the real tool and pinglab's command with the same arguments at the same time.

@@ -39,7 +39,6 @@ func pingCommand() *cli.Command {
 		&cli.BoolFlag{Name: "audible", Aliases: []string{"a"}, Usage: "ring the terminal's bell on every reply"},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "ping -v: accepted; pinglab prints no more than without it"},
 		&cli.BoolFlag{Name: "unrounded", Aliases: []string{"3"}, Usage: "print each reply's time with three decimals, unrounded"},
-		&cli.BoolFlag{Name: "percentiles", Usage: "end the summary with pinglab's extra line: rtt p50/p90/p99 and jitter"},
 		&cli.BoolFlag{Name: "ping-version", Aliases: []string{"V"}, Usage: "print the version and exit, as ping -V"},
 	)
 	return &cli.Command{
@@ -89,7 +88,6 @@ func icmpPing(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cr.ropts.Percentiles = c.Bool("percentiles")
 	cr.ropts.Audible = c.Bool("audible")
 	cr.ropts.Unrounded = c.Bool("unrounded")
 	// iputils: -f without -i sends as fast as the replies come back, which only root may.
