@@ -44,7 +44,7 @@ func TestOneWayReport(t *testing.T) {
 	h := Header{Proto: "udp", Target: "10.0.0.2", Addr: "10.0.0.2:12000", Size: pingmsg.OneWaySize, OneWay: true}
 	st := stats.New()
 	var text, js, csvOut bytes.Buffer
-	tr, _ := New("text", &text, Options{Quiet: true})
+	tr, _ := New("text", &text, Options{Quiet: true, Percentiles: true})
 	jr, _ := New("json", &js, Options{})
 	c := NewCSV(&csvOut, h)
 	tr.Start(h)
