@@ -82,6 +82,15 @@ func (c *TraceConfig) check() error {
 	return nil
 }
 
+// CheckOptions reports the first option of c that Trace would refuse, the target aside, so that
+// a caller can refuse bad input before it looks a name up or prints anything.
+func (c TraceConfig) CheckOptions() error {
+	if !c.Target.IsValid() {
+		c.Target = netip.IPv4Unspecified()
+	}
+	return c.check()
+}
+
 // PacketLen is the size of a probe's IP packet, as traceroute's header line gives it: 60 bytes
 // for IPv4, 80 for IPv6.
 func (c TraceConfig) PacketLen() int {

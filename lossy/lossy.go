@@ -62,6 +62,7 @@ var (
 	errHosts       = errors.New("a lab has 2 or 3 hosts")
 	errHost        = errors.New("unknown lab host: want client, server or router")
 	errSpec        = errors.New("unreadable rule comment")
+	errAddr        = errors.New("not an address")
 )
 
 // Options says where a scenario applies.
@@ -487,16 +488,18 @@ func prefixString(p netip.Prefix) string {
 
 // ParsePrefix reads an address or a prefix ("10.77.1.1", "10.77.1.0/24", "fd00:77:1::/64").
 func ParsePrefix(s string) (netip.Prefix, error) {
+	// netip's own words ("ParseAddr(...): unable to parse IP") name a Go function: the user
+	// is told what an address looks like instead.
 	if strings.ContainsRune(s, '/') {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("lossy: address %q: %w", s, err)
+			return netip.Prefix{}, fmt.Errorf("lossy: %w: %q (want a prefix like 10.77.1.0/24 or fd00:77:1::/64)", errAddr, s)
 		}
 		return p.Masked(), nil
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("lossy: address %q: %w", s, err)
+		return netip.Prefix{}, fmt.Errorf("lossy: %w: %q (want an address like 10.77.1.1 or fd00:77:1::1, or a prefix)", errAddr, s)
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/pinglab/pinglab/internal/metrics"
+	"github.com/pinglab/pinglab/internal/pingmsg"
 	"github.com/pinglab/pinglab/internal/probe"
 	"github.com/pinglab/pinglab/internal/report"
 	"github.com/pinglab/pinglab/internal/stats"
@@ -79,8 +82,13 @@ func newClientRun(c *cli.Context) (*clientRun, error) {
 	if _, err := report.New(c.String("format"), nil, ropts); err != nil {
 		return nil, flagFailure(c, "--format", err)
 	}
-	if err := checkPlotFlag(c); err != nil { // issue 7: --plot
+	if err := checkPlotFlag(c); err != nil {
 		return nil, err
+	}
+	if path := c.String("csv"); path != "" {
+		if err := checkWritable(path); err != nil {
+			return nil, exitUsage("%s: --csv: %v", c.Command.HelpName, err)
+		}
 	}
 	if err := checkMetricsAddr(c); err != nil {
 		return nil, err
@@ -90,18 +98,6 @@ func newClientRun(c *cli.Context) (*clientRun, error) {
 		return nil, err
 	}
 	return &clientRun{c: c, opts: opts, ropts: ropts, linger: lingerFor}, nil
-}
-
-// runClient runs the probe engine over t with the client flags of c: it renders as --format
-// says, writes --csv, answers SIGQUIT with the statistics so far, and returns ping's exit code:
-// nil when replies came, 1 when none did (or fewer than -c before a -w deadline), 2 when the run
-// could not be done.
-func runClient(c *cli.Context, h report.Header, t probe.Transport) error {
-	cr, err := newClientRun(c)
-	if err != nil {
-		return err
-	}
-	return cr.run(c.Context, h, t)
 }
 
 func (cr *clientRun) run(ctx context.Context, h report.Header, t probe.Transport) error {
@@ -162,6 +158,7 @@ func (cr *clientRun) run(ctx context.Context, h report.Header, t probe.Transport
 		if err := csv.Flush(); err != nil {
 			return flagFailure(c, "--csv", err)
 		}
+		wrote(c, c.String("csv"))
 	}
 	if err := x.WritePlot(); err != nil {
 		return err
@@ -206,4 +203,42 @@ func onQuit(f func()) (stop func()) {
 		close(done)
 		wg.Wait()
 	}
+}
+
+// checkWritable refuses, before anything is sent, a file that could not be written when the
+// run has something to write: its folder missing or read-only, or the path itself a folder.
+func checkWritable(path string) error {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("%s is a folder", path)
+	}
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".pinglab-check-*")
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("cannot write in %s: %v", dir, err)
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
+
+// textSize reads -s for the UDP and TCP pingers, whose probes carry the assignment's text:
+// 0 (not set) is the default size; a size set below the text's own length is refused, where
+// ICMP's -s 0 (a bare header) is valid.
+func textSize(c *cli.Context) (int, error) {
+	size := c.Int("size")
+	if c.IsSet("size") && size < pingmsg.MinSize {
+		// The packages' own words for a size they refuse, which take 0 for their default.
+		return 0, exitUsage("%s: size too small for the message (at least %d bytes), not %d", c.Command.HelpName, pingmsg.MinSize, size)
+	}
+	return size, nil
+}
+
+// wrote says that a file the user asked for is there, on stderr, apart from the run's output
+// (which may be JSON in a pipe): after --csv, --plot and plot -o alike.
+func wrote(c *cli.Context, path string) {
+	fmt.Fprintf(c.App.ErrWriter, "wrote %s\n", path)
 }

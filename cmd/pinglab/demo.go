@@ -65,6 +65,10 @@ func demo(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	size, err := textSize(c)
+	if err != nil {
+		return err
+	}
 	cr, err := newClientRun(c)
 	if err != nil {
 		return err
@@ -83,7 +87,7 @@ func demo(c *cli.Context) error {
 	wg.Go(func() { serveErr = srv.Serve(ctx) })
 	defer func() { stop(); wg.Wait() }()
 
-	conn, err := udpping.Dial(c.Context, udpping.Config{Addr: srv.Addr().String(), Network: network, Size: c.Int("size")})
+	conn, err := udpping.Dial(c.Context, udpping.Config{Addr: srv.Addr().String(), Network: network, Size: size})
 	if err != nil {
 		return failure(c, err)
 	}

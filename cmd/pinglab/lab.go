@@ -208,7 +208,17 @@ func labExec(c *cli.Context) error {
 	if err := setupCheck(c); err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(c.Context, args[1], args[2:]...)
+	prog := args[1]
+	if prog == "pinglab" {
+		// This very binary, wherever it is: "./pinglab lab exec client -- pinglab ..." and sudo
+		// (whose PATH is its own) need no pinglab on the PATH, and run the same version.
+		if self, err := os.Executable(); err == nil {
+			prog = self
+		}
+	}
+	cmd := exec.CommandContext(c.Context, prog, args[2:]...)
+	// The command sees its name as typed, not the path it was found at.
+	cmd.Args[0] = args[1]
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, c.App.Writer, c.App.ErrWriter
 	// Ctrl-C reaches the command too (same terminal); SIGTERM to pinglab is passed on gently.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }

@@ -65,7 +65,7 @@ Examples:
    pinglab lossy netem --dev eth0 --delay 100ms --jitter 10ms --loss 1% --for 60s
    pinglab lossy netem --dev eth0 --delay 50ms --reorder 25% --rate 1mbit`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "dev", Required: true, Usage: "the interface `IF` (ip link lists them; eth0 in a lab host)"},
+			&cli.StringFlag{Name: "dev", Usage: "the interface `IF` (ip link lists them; eth0 in a lab host)"},
 			netnsFlag(),
 			shareFlag("loss", "lose this share of packets"),
 			shareFlag("loss-corr", "correlation of each loss with the last"),
@@ -83,6 +83,9 @@ Examples:
 }
 
 func lossyNetem(c *cli.Context) error {
+	if c.String("dev") == "" {
+		return exitUsage("%s: --dev IF is required (the interface: ip link lists them; eth0 in a lab host)", c.Command.HelpName)
+	}
 	n := lossy.Netem{Dev: c.String("dev"), Force: c.Bool("force")}
 	var err error
 	shares := []struct {
@@ -167,7 +170,7 @@ Examples:
    pinglab lossy reject --netns pinglab-server --with tcp-reset --port 12000
    pinglab lossy reject --with admin-prohibited --from 10.77.1.1 --for 1m`,
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "with", Required: true, Usage: "answer with `TYPE`: " + strings.Join(lossy.RejectTypes, ", ") + " (iptables' icmp-host-unreachable ... work too)"},
+			&cli.StringFlag{Name: "with", Usage: "answer with `TYPE`: " + strings.Join(lossy.RejectTypes, ", ") + " (iptables' icmp-host-unreachable ... work too)"},
 			netnsFlag(),
 			forFlag(),
 		}, matchFlags("reject")...),
@@ -179,6 +182,9 @@ func lossyReject(c *cli.Context) error {
 	proto, port, from, err := matchArgs(c)
 	if err != nil {
 		return err
+	}
+	if c.String("with") == "" {
+		return exitUsage("%s: --with TYPE is required (%s)", c.Command.HelpName, strings.Join(lossy.RejectTypes, ", "))
 	}
 	with, err := lossy.ParseRejectType(c.String("with"))
 	if err != nil {

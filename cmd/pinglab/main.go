@@ -102,8 +102,7 @@ func prepare(c *cli.Command, parent string) {
 		}
 		c.Action = func(ctx *cli.Context) error {
 			if ctx.Args().Len() == 0 {
-				_ = cli.ShowSubcommandHelp(ctx)
-				return cli.Exit("", 2)
+				return exitUsage("%s: missing subcommand: %s (see %s --help)", path, strings.Join(names, ", "), path)
 			}
 			return exitUsage("%s: no subcommand %q (want %s)", path, ctx.Args().First(), strings.Join(names, ", "))
 		}
@@ -177,9 +176,14 @@ func reorderArgs(app *cli.App, args []string) []string {
 			continue
 		}
 		name := strings.TrimLeft(a, "-")
-		if short, val, ok := attachedValue(leaf, a); ok {
-			// ping's "-c3": a one-letter flag with its value attached.
-			flags = append(flags, "-"+short, val)
+		if split, needsValue, ok := groupedFlags(leaf, a); ok {
+			// ping's "-c3" and "-qc2": one-letter flags grouped, the last one's value attached
+			// or in the next argument.
+			flags = append(flags, split...)
+			if needsValue && j+1 < len(rest) {
+				flags = append(flags, rest[j+1])
+				j++
+			}
 			continue
 		}
 		flags = append(flags, a)
@@ -208,16 +212,29 @@ func findCommand(cmds []*cli.Command, name string) *cli.Command {
 	return nil
 }
 
-// attachedValue splits "-c3" into "c" and "3" when c has a one-letter flag "c" that takes a
-// value and no flag named "c3".
-func attachedValue(c *cli.Command, arg string) (name, value string, ok bool) {
-	if len(arg) < 3 || arg[0] != '-' || arg[1] == '-' || strings.Contains(arg, "=") {
-		return "", "", false
+// groupedFlags splits one-letter flags written together, as iputils takes them: "-c3" into
+// "-c" "3", "-qc2" into "-q" "-c" "2", "-qD" into "-q" "-D". Every letter but the last that
+// takes a value must be a flag without one; a flag that takes a value ends the group, the rest
+// of the group being its value (needsValue: the value is the next argument). An argument that
+// is itself a flag's name ("-ipv4"... none here, but "-4") is not split.
+func groupedFlags(c *cli.Command, arg string) (split []string, needsValue, ok bool) {
+	if len(arg) < 3 || arg[0] != '-' || arg[1] == '-' || strings.Contains(arg, "=") || hasFlag(c, arg[1:]) {
+		return nil, false, false
 	}
-	if hasFlag(c, arg[1:]) || !hasFlag(c, arg[1:2]) || !takesValue(c, arg[1:2]) {
-		return "", "", false
+	for i := 1; i < len(arg); i++ {
+		l := arg[i : i+1]
+		if !hasFlag(c, l) {
+			return nil, false, false
+		}
+		split = append(split, "-"+l)
+		if takesValue(c, l) {
+			if i+1 < len(arg) {
+				return append(split, arg[i+1:]), false, true
+			}
+			return split, true, true
+		}
 	}
-	return arg[1:2], arg[2:], true
+	return split, false, true
 }
 
 func hasFlag(c *cli.Command, name string) bool {

@@ -115,6 +115,9 @@ func TestReorderArgs(t *testing.T) {
 		{[]string{"p", "lab", "exec", "client", "--verbose", "ping", "-c", "1"}, []string{"p", "lab", "exec", "client", "--verbose", "ping", "-c", "1"}},
 		{[]string{"p", "lab", "exec", "--verbose", "client", "ping"}, []string{"p", "lab", "exec", "--verbose", "client", "ping"}},
 		{[]string{"p", "udp", "ping", "-c3", "h", "-i0.2", "-q"}, []string{"p", "udp", "ping", "-c", "3", "-i", "0.2", "-q", "h"}},
+		{[]string{"p", "udp", "ping", "-qc2", "h"}, []string{"p", "udp", "ping", "-q", "-c", "2", "h"}},
+		{[]string{"p", "udp", "ping", "h", "-qc", "2"}, []string{"p", "udp", "ping", "-q", "-c", "2", "h"}},
+		{[]string{"p", "udp", "ping", "-qx", "h"}, []string{"p", "udp", "ping", "-qx", "h"}},
 		{[]string{"p", "udp"}, []string{"p", "udp"}},
 		{[]string{"p", "--version"}, []string{"p", "--version"}},
 	}

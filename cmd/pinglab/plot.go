@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"strings"
 
@@ -105,6 +106,9 @@ func plotAction(c *cli.Context) error {
 	if _, err := plot.FormatOf(out); err != nil {
 		return flagFailure(c, "-o", err)
 	}
+	if err := checkWritable(out); err != nil {
+		return exitUsage("%s: -o: %v", c.Command.HelpName, err)
+	}
 	opts, err := figureSize(c)
 	if err != nil {
 		return err
@@ -115,11 +119,18 @@ func plotAction(c *cli.Context) error {
 	}
 	series := make([]plot.Series, len(runs))
 	for i, run := range runs {
+		if len(run.Rows) == 0 {
+			return exitUsage("%s: %s: no probes in it (only the header): nothing to draw", c.Command.HelpName, run.Name)
+		}
 		series[i] = plot.FromRun(run, labels[i])
 	}
-	if err := plot.WriteComparison(out, series, opts); err != nil {
+	if err := plot.WriteComparison(out, series, opts); errors.Is(err, plot.ErrNoReplies) {
+		return exitUsage("%s: %s: no replies to draw, every probe was lost (pinglab report %s gives the counts)",
+			c.Command.HelpName, strings.Join(c.Args().Slice(), ", "), strings.Join(c.Args().Slice(), " "))
+	} else if err != nil {
 		return failure(c, err)
 	}
+	wrote(c, out)
 	return nil
 }
 
@@ -182,6 +193,9 @@ func checkPlotFlag(c *cli.Context) error {
 		if _, err := plot.FormatOf(path); err != nil {
 			return flagFailure(c, "--plot", err)
 		}
+		if err := checkWritable(path); err != nil {
+			return exitUsage("%s: --plot: %v", c.Command.HelpName, err)
+		}
 	}
 	return nil
 }
@@ -205,5 +219,6 @@ func (x *clientExtras) WritePlot() error {
 	if err := plot.WriteRun(x.c.String("plot"), x.rec.Series(), plot.Options{}); err != nil {
 		return flagFailure(x.c, "--plot", err)
 	}
+	wrote(x.c, x.c.String("plot"))
 	return nil
 }

@@ -227,7 +227,7 @@ connection is reported as that probe's error. The port defaults to 12000.
 Examples:
    pinglab tcp ping 127.0.0.1 -c 5                        # one kept connection
    pinglab tcp ping 127.0.0.1 -c 5 --connect per-ping     # a connection per ping, as the handout's client
-   pinglab tcp ping ::1:12000 -c 10 -i 0.2 -s 64          # IPv6, 5 pings a second, 64-byte messages
+   pinglab tcp ping [::1]:12000 -c 10 -i 0.2 -s 64        # IPv6, 5 pings a second, 64-byte messages
    pinglab tcp ping localhost -c 10 --format assignment   # the handout's output
    pinglab tcp ping 127.0.0.1 -c 100 -i 0 -q --csv rtt.csv`,
 		Flags: append(clientFlags(tcpping.DefaultSize),
@@ -251,21 +251,26 @@ func tcpPing(c *cli.Context) error {
 	if err != nil {
 		return exitUsage("%s: --connect: %q is not keep or per-ping", name, c.String("connect"))
 	}
-	timeout, err := flagDuration(c, "timeout")
+	size, err := textSize(c)
+	if err != nil {
+		return err
+	}
+	// Every flag is checked before Dial, which connects at once in keep mode.
+	cr, err := newClientRun(c)
 	if err != nil {
 		return err
 	}
 	cl, err := tcpping.Dial(c.Context, tcpping.Config{
 		Addr:    host,
 		Network: "tcp" + family,
-		Size:    c.Int("size"),
+		Size:    size,
 		Connect: mode,
-		Timeout: timeout,
+		Timeout: cr.opts.Timeout,
 	})
 	if err != nil {
 		return failure(c, err)
 	}
 	defer cl.Close()
 	h := report.Header{Proto: "tcp", Target: host, Addr: cl.RemoteAddr().String(), Size: cl.Size()}
-	return runClient(c, h, cl)
+	return cr.run(c.Context, h, cl)
 }

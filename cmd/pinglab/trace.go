@@ -63,12 +63,7 @@ func traceAction(c *cli.Context) error {
 	if c.Bool("icmp") {
 		proto = "icmp"
 	}
-	addr, err := icmpping.Resolve(c.Context, "ip"+family, target)
-	if err != nil {
-		return failure(c, err)
-	}
 	cfg := icmpping.TraceConfig{
-		Target:   addr,
 		Proto:    proto,
 		FirstTTL: c.Int("first"),
 		MaxTTL:   c.Int("max-hops"),
@@ -85,6 +80,15 @@ func traceAction(c *cli.Context) error {
 			return exitUsage("%s: --%s: %d must be above 0", name, f, c.Int(f))
 		}
 	}
+	// Every option is checked before the name is looked up and the header printed.
+	if err := cfg.CheckOptions(); err != nil {
+		return failure(c, err)
+	}
+	addr, err := icmpping.Resolve(c.Context, "ip"+family, target)
+	if err != nil {
+		return failure(c, err)
+	}
+	cfg.Target = addr
 	w := c.App.Writer
 	fmt.Fprintf(w, "traceroute to %s (%s), %d hops max, %d byte packets\n", target, addr, max(cfg.MaxTTL, 1), cfg.PacketLen())
 	err = icmpping.Trace(c.Context, cfg, func(h icmpping.Hop) { writeHop(w, h, cfg.Lookup) })

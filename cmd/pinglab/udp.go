@@ -238,11 +238,15 @@ func udpPing(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	size, err := textSize(c)
+	if err != nil {
+		return err
+	}
 	cr, err := newClientRun(c)
 	if err != nil {
 		return err
 	}
-	cfg := udpping.Config{Addr: target, Network: "udp" + family, Size: c.Int("size"), OneWay: c.Bool("one-way")}
+	cfg := udpping.Config{Addr: target, Network: "udp" + family, Size: size, OneWay: c.Bool("one-way")}
 	if cfg.OneWay && !c.IsSet("size") {
 		cfg.Size = 0 // the one-way default
 	}

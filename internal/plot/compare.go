@@ -37,6 +37,9 @@ func RenderComparison(w io.Writer, format string, runs []Series, o Options) erro
 // WriteComparison writes the comparison of runs (see RenderComparison) to path, in the format
 // its extension names: .svg, .png or .pdf.
 func WriteComparison(path string, runs []Series, o Options) error {
+	if !anyReply(runs) {
+		return fmt.Errorf("plot: %w", ErrNoReplies)
+	}
 	return writeFile(path, o, func(w io.Writer, format string, o Options) error {
 		return RenderComparison(w, format, runs, o)
 	})
@@ -189,4 +192,15 @@ func wrap(label string, width int) string {
 		n += len(w)
 	}
 	return b.String()
+}
+
+func anyReply(runs []Series) bool {
+	for _, s := range runs {
+		for _, p := range s.Points {
+			if p.Type == probe.EventReply {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -6,6 +6,7 @@
 package plot
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"image/color"
@@ -170,6 +171,10 @@ func (o Options) size() (w, h vg.Length) {
 var (
 	errFormat = errors.New("unknown figure format")
 	errNoRuns = errors.New("no runs to draw")
+	errDraw   = errors.New("cannot draw the figure")
+	// ErrNoReplies is returned for a comparison in which no run has a reply: there is no RTT
+	// to draw.
+	ErrNoReplies = errors.New("no replies to draw")
 )
 
 // Formats are the figure formats, by file extension.
@@ -218,21 +223,28 @@ func render(w io.Writer, format string, o Options, drawFn func(draw.Canvas)) err
 	return nil
 }
 
-// writeFile renders into the file at path, in the format its extension names.
-func writeFile(path string, o Options, renderFn func(io.Writer, string, Options) error) error {
+// writeFile renders into the file at path, in the format its extension names. The figure is
+// drawn in memory first, so that a figure that cannot be drawn leaves no file behind.
+func writeFile(path string, o Options, renderFn func(io.Writer, string, Options) error) (err error) {
 	format, err := FormatOf(path)
 	if err != nil {
 		return err
 	}
-	f, err := os.Create(path)
+	var buf bytes.Buffer
+	func() {
+		// gonum/plot panics on a figure it cannot lay out (a log axis over no values): that is
+		// an error of this figure, not a reason to end the program.
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("plot: %w: %v", errDraw, r)
+			}
+		}()
+		err = renderFn(&buf, format, o)
+	}()
 	if err != nil {
-		return fmt.Errorf("plot: %w", err)
-	}
-	if err := renderFn(f, format, o); err != nil {
-		f.Close()
 		return err
 	}
-	if err := f.Close(); err != nil {
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("plot: %w", err)
 	}
 	return nil
