@@ -21,15 +21,11 @@ import (
 // IPv4 and IPv6.
 const DefaultListen = ":12000"
 
-// maxPendingBytes bounds what delayed replies may hold; past it a reply is dropped, as a full
-// router queue would drop it.
-const maxPendingBytes = 64 << 20
-
 // ErrNeedRaw is what Listen's error wraps when ICMP errors are asked for and the raw socket to
 // send them cannot be opened, for want of CAP_NET_RAW most often.
 var ErrNeedRaw = errors.New("sending ICMP errors needs CAP_NET_RAW")
 
-// reasonQueueFull is Message.Reason for a reply dropped because maxPendingBytes was reached.
+// reasonQueueFull is Message.Reason for a reply the delay queue shed (see delayQueue).
 const reasonQueueFull = "delay queue full"
 
 // ServerConfig configures a Server. The zero value listens on DefaultListen and echoes every
@@ -130,6 +126,9 @@ type ClientStats struct {
 	Received, Echoed, Dropped, Errors int
 	// Heartbeats is how many datagrams were heartbeats (taken in, not answered).
 	Heartbeats int
+	// Shed is how many of Dropped were dropped because the delay queue was full, or the
+	// client held its share of it: the load the server shed, not its random drops.
+	Shed int
 }
 
 // A Server echoes each datagram back to its sender in upper case (the ASCII letters; other
@@ -191,6 +190,11 @@ func Listen(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		clients: make(map[netip.AddrPort]*ClientStats),
 		beats:   heartbeat.New(cfg.HeartbeatTimeout),
 	}
+	// A larger receive buffer rides out the moments the read loop is not scheduled (a busy
+	// machine, a flood): the kernel's default (208 KiB) holds some 300 small datagrams, a few
+	// milliseconds of a flood, and what does not fit is dropped before the server sees it,
+	// whoever sent it. The kernel caps it at net.core.rmem_max; a failure leaves the default.
+	_ = s.conn.SetReadBuffer(readBufferBytes)
 	if cfg.ICMPError > 0 {
 		// Checked here, before anything is served, so that a server without the privilege
 		// says so at once rather than at its first error.
@@ -200,7 +204,7 @@ func Listen(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		}
 	}
 	if model.Config().Delays() {
-		s.delayed = newDelayQueue(s.conn, s.countEcho)
+		s.delayed = newDelayQueue(s.conn, s.countEcho, cfg.Jitter == 0)
 	}
 	return s, nil
 }
@@ -270,6 +274,9 @@ func (s *Server) serveOne() error {
 		s.handle(buf[:n], from, s.icmp.oob[:oobn])
 	}
 }
+
+// readBufferBytes is the receive buffer the server asks for (see Listen).
+const readBufferBytes = 4 << 20
 
 // readBatch is how many datagrams the read loop takes from the socket in one recvmmsg, and
 // echoes in one sendmmsg: under load, a system call per 16 datagrams rather than two per one.
@@ -368,20 +375,24 @@ func (s *Server) handle(data []byte, from netip.AddrPort, oob []byte) {
 		m.Action, m.ICMPType, m.Reason = Echoed, 0, "no ICMP error: not sent to a unicast address of this host"
 		m.Delay = s.model.Delay()
 	}
-	if m.Action == Echoed && m.Delay > 0 && !s.delayed.fits(len(data)) {
-		m.Action, m.Reason = Dropped, reasonQueueFull
-	}
 	st := s.count(key, m.Action)
+	if m.Action == Echoed && m.Delay > 0 {
+		if !s.delayed.reserve(st, len(data)) {
+			s.countShed(st)
+			m.Action, m.Reason = Dropped, reasonQueueFull
+			s.log(m, data)
+			return
+		}
+		s.log(m, data)
+		s.answer(data, key)
+		s.delayed.push(time.Now().Add(m.Delay), from, data, st)
+		return
+	}
 	s.log(m, data)
 	if m.Action != Echoed {
 		return
 	}
 	s.answer(data, key)
-	if m.Delay > 0 {
-		// Only this loop pushes, so the room fits found is still there.
-		s.delayed.push(time.Now().Add(m.Delay), from, data, st)
-		return
-	}
 	if s.echoes != nil {
 		s.echoes.add(data, from, st)
 		return
@@ -426,6 +437,14 @@ func (s *Server) log(m Message, data []byte) {
 		m.Data = data
 		s.cfg.Log(m)
 	}
+}
+
+// countShed counts a reply shed by the delay queue.
+func (s *Server) countShed(st *ClientStats) {
+	s.mu.Lock()
+	st.Dropped++
+	st.Shed++
+	s.mu.Unlock()
 }
 
 // uncountError takes back an error counted before it failed to send.

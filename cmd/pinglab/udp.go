@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -177,23 +178,28 @@ func logLine(m udpping.Message) string {
 	return b.String()
 }
 
-// writeServerTable prints what each client sent and what became of it.
+// writeServerTable prints what each client sent and what became of it. "shed" counts the
+// replies the delay queue had no room for, which dropped counts too.
 func writeServerTable(w io.Writer, clients []udpping.ClientStats) {
-	// The heartbeats column only when heartbeats came: the table of a ping server stays the
-	// assignment's.
-	beats := false
-	for _, st := range clients {
-		beats = beats || st.Heartbeats > 0
-	}
+	// The heartbeats column only when heartbeats came, the shed column only when the delay
+	// queue shed: the table of a plain ping server stays the assignment's.
+	beats := slices.ContainsFunc(clients, func(st udpping.ClientStats) bool { return st.Heartbeats > 0 })
+	shed := slices.ContainsFunc(clients, func(st udpping.ClientStats) bool { return st.Shed > 0 })
 	cols := []string{"received", "echoed", "dropped", "errors"}
 	if beats {
 		cols = append(cols, "heartbeats")
+	}
+	if shed {
+		cols = append(cols, "shed")
 	}
 	rows := make([]clientRow, len(clients))
 	for i, st := range clients {
 		counts := []int{st.Received, st.Echoed, st.Dropped, st.Errors}
 		if beats {
 			counts = append(counts, st.Heartbeats)
+		}
+		if shed {
+			counts = append(counts, st.Shed)
 		}
 		rows[i] = clientRow{clientName(st.Addr), counts}
 	}
