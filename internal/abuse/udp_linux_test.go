@@ -3,9 +3,9 @@ package abuse
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"os/exec"
-	"net"
 	"regexp"
 	"strconv"
 	"strings"
