@@ -15,10 +15,13 @@ import (
 	"unsafe"
 
 	"golang.org/x/net/bpf"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 
 	"github.com/pinglab/pinglab/internal/icmperr"
 	"github.com/pinglab/pinglab/internal/probe"
+	"github.com/pinglab/pinglab/internal/sock"
 )
 
 // A Conn sends ICMP or ICMPv6 echo requests to one target and reads what comes back. It is a
@@ -67,8 +70,6 @@ type Conn struct {
 // rawRcvBuf is the receive buffer a raw socket asks for.
 const rawRcvBuf = 1 << 20
 
-// aLongTimeAgo is a read deadline in the past, which wakes a blocked Receive at once.
-var aLongTimeAgo = time.Unix(1, 0)
 
 // Dial opens an ICMP socket for cfg.Target: a datagram ("ping") socket unless cfg.Privileged,
 // else (or when that is not allowed) a raw one. When neither opens, the error wraps ErrNoSocket
@@ -413,7 +414,7 @@ func (c *Conn) Send(ctx context.Context, seq int) (time.Time, error) {
 		for range 3 {
 			now = time.Now()
 			c.wbuf = c.marshal(c.wbuf, wireSeq(seq), now.UnixNano())
-			if serr = c.sendto(int(fd)); !softErrno(serr) {
+			if serr = c.sendto(int(fd)); !sock.PendingErrno(serr) {
 				break
 			}
 		}
@@ -442,16 +443,9 @@ func sendError(err error, v6 bool) *icmperr.Error {
 	case unix.EHOSTUNREACH, unix.ENETUNREACH, unix.ECONNREFUSED:
 		return icmperr.FromErrno(errno, v6, netip.Addr{})
 	case unix.EPERM, unix.EACCES, unix.ENOBUFS, unix.EMSGSIZE, unix.EHOSTDOWN:
-		return &icmperr.Error{V6: v6, Type: icmperr.NoICMP, Errno: errno, Reason: "Local error: " + capitalize(errno.Error())}
+		return &icmperr.Error{V6: v6, Type: icmperr.NoICMP, Errno: errno, Reason: "Local error: " + sock.Capitalize(errno.Error())}
 	}
 	return nil
-}
-
-func capitalize(s string) string {
-	if s == "" || s[0] < 'a' || s[0] > 'z' {
-		return s
-	}
-	return string(s[0]-'a'+'A') + s[1:]
 }
 
 // Receive returns the next reply to, or ICMP error about, one of this Conn's probes. Other
@@ -461,7 +455,7 @@ func (c *Conn) Receive(ctx context.Context) (probe.Packet, error) {
 		return probe.Packet{}, err
 	}
 	_ = c.f.SetReadDeadline(time.Time{})
-	stop := context.AfterFunc(ctx, func() { _ = c.f.SetReadDeadline(aLongTimeAgo) })
+	stop := context.AfterFunc(ctx, func() { _ = c.f.SetReadDeadline(sock.ALongTimeAgo) })
 	defer stop()
 	for {
 		var pkt probe.Packet
@@ -500,7 +494,7 @@ func (c *Conn) ReceiveBefore(ctx context.Context, deadline time.Time) (probe.Pac
 			c.stopCtx()
 		}
 		c.ctx = ctx
-		c.stopCtx = context.AfterFunc(ctx, func() { _ = c.f.SetReadDeadline(aLongTimeAgo) })
+		c.stopCtx = context.AfterFunc(ctx, func() { _ = c.f.SetReadDeadline(sock.ALongTimeAgo) })
 	}
 	if err := ctx.Err(); err != nil {
 		return probe.Packet{}, false, err
@@ -538,23 +532,12 @@ func (c *Conn) ReceiveBefore(ctx context.Context, deadline time.Time) (probe.Pac
 	return pkt, true, nil
 }
 
-// softErrno reports whether a read failed only because an ICMP error set the socket's pending
-// error (the detail is on the error queue, or comes as a message on a raw socket).
-func softErrno(err error) bool {
-	switch err {
-	case unix.ECONNREFUSED, unix.EHOSTUNREACH, unix.ENETUNREACH, unix.ENOPROTOOPT, unix.EMSGSIZE,
-		unix.EOPNOTSUPP, unix.EHOSTDOWN, unix.ENONET, unix.EPROTO, unix.EACCES, unix.EPERM:
-		return true
-	}
-	return false
-}
-
 // readOnce reads until it finds a packet of ours (got) or both queues are empty (neither got nor
 // err), so that the edge-triggered poller is re-armed only when nothing is left.
 func (c *Conn) readOnce(fd int) (pkt probe.Packet, got bool, err error) {
 	for {
 		if !c.raw {
-			n, oobn, _, rerr := recvmsg(fd, c.rbuf, c.oob, unix.MSG_ERRQUEUE)
+			n, oobn, _, _, rerr := sock.Recvmsg(fd, c.rbuf, c.oob, unix.MSG_ERRQUEUE)
 			if rerr == nil {
 				if pkt, ok := c.errQueued(c.rbuf[:n], c.oob[:oobn]); ok {
 					return pkt, true, nil
@@ -565,11 +548,11 @@ func (c *Conn) readOnce(fd int) (pkt probe.Packet, got bool, err error) {
 				continue
 			}
 		}
-		n, oobn, from, rerr := recvmsg(fd, c.rbuf, c.oob, 0)
+		n, oobn, _, from, rerr := sock.Recvmsg(fd, c.rbuf, c.oob, 0)
 		switch {
 		case rerr == unix.EAGAIN:
 			return probe.Packet{}, false, nil
-		case rerr == unix.EINTR || softErrno(rerr):
+		case rerr == unix.EINTR || sock.PendingErrno(rerr):
 			continue
 		case rerr != nil:
 			return probe.Packet{}, false, rerr
@@ -586,63 +569,24 @@ func (c *Conn) readOnce(fd int) (pkt probe.Packet, got bool, err error) {
 	}
 }
 
-// cmsgs holds what the control messages of a read say.
-type cmsgs struct {
-	Time time.Time
-	TTL  int
-}
-
-// cmsgs is parseCmsgs without the kernel's timestamp when the config says to time by the
-// process's clock (ping -U).
-func (c *Conn) cmsgs(oob []byte) cmsgs {
-	cm := parseCmsgs(oob)
+// cmsgs is sock.ParseControl without the kernel's timestamp when the config says to time by
+// the process's clock (ping -U).
+func (c *Conn) cmsgs(oob []byte) sock.Control {
+	cm := sock.ParseControl(oob)
 	if c.cfg.UserTime {
 		cm.Time = time.Time{}
 	}
 	return cm
 }
 
-func parseCmsgs(oob []byte) cmsgs {
-	var r cmsgs
-	// Walked in place rather than with unix.ParseSocketControlMessage, which allocates a
-	// slice per read: every reply comes with a timestamp.
-	const align = int(unsafe.Sizeof(uintptr(0)))
-	for len(oob) >= unix.SizeofCmsghdr {
-		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
-		n := int(h.Len)
-		if n < unix.SizeofCmsghdr || n > len(oob) {
-			break
-		}
-		data := oob[unix.SizeofCmsghdr:n]
-		switch {
-		case h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_TIMESTAMPNS:
-			if len(data) >= int(unsafe.Sizeof(unix.Timespec{})) {
-				ts := *(*unix.Timespec)(unsafe.Pointer(&data[0]))
-				r.Time = time.Unix(int64(ts.Sec), int64(ts.Nsec))
-			}
-		case h.Level == unix.SOL_IP && h.Type == unix.IP_TTL,
-			h.Level == unix.SOL_IPV6 && h.Type == unix.IPV6_HOPLIMIT:
-			if len(data) >= 4 {
-				r.TTL = int(int32(binary.NativeEndian.Uint32(data)))
-			}
-		}
-		next := (n + align - 1) &^ (align - 1)
-		if next >= len(oob) {
-			break
-		}
-		oob = oob[next:]
-	}
-	return r
-}
-
 // attachFilter installs a classic BPF program on a raw ICMP socket that drops echo requests
 // and echo replies whose identifier is not id, and passes everything else (the errors quoting
 // our probes among it). An IPv4 raw socket reads the IP header first; an ICMPv6 one does not.
 func attachFilter(fd int, v6 bool, id uint16) error {
-	request, reply := uint32(typeEchoRequest), uint32(typeEchoReply)
+	request, reply := uint32(ipv4.ICMPTypeEcho), uint32(ipv4.ICMPTypeEchoReply)
 	var header []bpf.Instruction
 	if v6 {
-		request, reply = type6EchoRequest, type6EchoReply
+		request, reply = uint32(ipv6.ICMPTypeEchoRequest), uint32(ipv6.ICMPTypeEchoReply)
 		header = []bpf.Instruction{bpf.LoadConstant{Dst: bpf.RegX, Val: 0}}
 	} else {
 		header = []bpf.Instruction{bpf.LoadMemShift{Off: 0}} // X = the IPv4 header's length
@@ -737,33 +681,6 @@ func (c *Conn) HeaderLine(host string) string {
 // replies are matched by identifier and sequence only, and ping prints no times.
 func (c *Conn) Untimed() bool { return c.size < MinSize }
 
-// recvmsg is unix.Recvmsg without its cost per read: x/sys asks the socket its protocol
-// (getsockopt SO_PROTOCOL) on every IPv4 or IPv6 read, and allocates the sender's Sockaddr.
-// A flood reads twice per probe, so that is a syscall and an allocation off the hot path.
-func recvmsg(fd int, p, oob []byte, flags int) (n, oobn int, from netip.Addr, err error) {
-	var rsa unix.RawSockaddrAny
-	iov := unix.Iovec{Base: &p[0]}
-	iov.SetLen(len(p))
-	msg := unix.Msghdr{Name: (*byte)(unsafe.Pointer(&rsa)), Namelen: unix.SizeofSockaddrAny, Iov: &iov, Iovlen: 1}
-	if len(oob) > 0 {
-		msg.Control = &oob[0]
-		msg.SetControllen(len(oob))
-	}
-	// The socket is non-blocking, so the call never waits: RawSyscall spares the scheduler's
-	// bookkeeping of a blocking call (and sysmon handing the P to another thread meanwhile).
-	r, _, errno := unix.RawSyscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
-	if errno != 0 {
-		return 0, 0, netip.Addr{}, errno
-	}
-	switch rsa.Addr.Family {
-	case unix.AF_INET:
-		from = netip.AddrFrom4((*unix.RawSockaddrInet4)(unsafe.Pointer(&rsa)).Addr)
-	case unix.AF_INET6:
-		from = netip.AddrFrom16((*unix.RawSockaddrInet6)(unsafe.Pointer(&rsa)).Addr).Unmap()
-	}
-	return int(r), int(msg.Controllen), from, nil
-}
-
 func sockaddrAddr(sa unix.Sockaddr) netip.Addr {
 	switch sa := sa.(type) {
 	case *unix.SockaddrInet4:
@@ -789,11 +706,8 @@ func (c *Conn) ours(e echo, needCookie bool) int {
 // delivers only replies carrying the socket's identifier, which it chose, so the cookie is what
 // tells this run's replies from another socket's that happened to get the same one.
 func (c *Conn) dgramPacket(b, oob []byte, from netip.Addr) (probe.Packet, bool) {
-	typ := byte(typeEchoReply)
-	if c.v6 {
-		typ = type6EchoReply
-	}
-	e, err := parseEcho(b, typ)
+	_, reply := echoTypes(c.v6)
+	e, err := parseEcho(b, reply)
 	if err != nil {
 		return probe.Packet{}, false
 	}
@@ -813,11 +727,8 @@ func (c *Conn) errQueued(b, oob []byte) (probe.Packet, bool) {
 	if err != nil {
 		return probe.Packet{}, false
 	}
-	typ := byte(typeEchoRequest)
-	if c.v6 {
-		typ = type6EchoRequest
-	}
-	e, err := parseEcho(b, typ)
+	request, _ := echoTypes(c.v6)
+	e, err := parseEcho(b, request)
 	if err != nil {
 		// A local error (message too long) quotes nothing: Send reported it already.
 		return probe.Packet{}, false
@@ -838,26 +749,22 @@ func (c *Conn) errQueued(b, oob []byte) (probe.Packet, bool) {
 func (c *Conn) rawPacket(b, oob []byte, from netip.Addr) (probe.Packet, bool) {
 	cm := c.cmsgs(oob)
 	src := from
-	icmp := b
+	msg := b
 	if !c.v6 {
 		ip, rest, err := splitIPv4(b)
-		if err != nil || ip[9] != protoICMP {
+		if err != nil || ip.Protocol != protoICMP {
 			return probe.Packet{}, false
 		}
-		icmp = rest
-		cm.TTL = int(ip[8])
-		src = netip.AddrFrom4([4]byte(ip[12:16]))
+		msg = rest
+		cm.TTL = ip.TTL
+		src, _ = netip.AddrFromSlice(ip.Src.To4())
 	}
-	if len(icmp) < 8 {
+	if len(msg) < 8 {
 		return probe.Packet{}, false
 	}
-	replyType := byte(typeEchoReply)
-	if c.v6 {
-		replyType = type6EchoReply
-	}
-	if icmp[0] == replyType {
-		e, err := parseEcho(icmp, replyType)
-		if err != nil || e.ID != c.id {
+	_, reply := echoTypes(c.v6)
+	if e, err := parseEcho(msg, reply); err == nil {
+		if e.ID != c.id {
 			return probe.Packet{}, false
 		}
 		seq := c.ours(e, true)
@@ -867,7 +774,7 @@ func (c *Conn) rawPacket(b, oob []byte, from netip.Addr) (probe.Packet, bool) {
 		return probe.Packet{Seq: seq, Kind: probe.KindReply, Time: cm.Time, Bytes: e.Len,
 			From: c.fromString(src), TTL: cm.TTL}, true
 	}
-	q, err := parseQuotedError(icmp, c.v6)
+	q, err := parseQuotedError(msg, c.v6)
 	if err != nil || q.Echo.ID != c.id || q.Dst.Unmap() != c.target {
 		return probe.Packet{}, false
 	}
@@ -878,6 +785,6 @@ func (c *Conn) rawPacket(b, oob []byte, from netip.Addr) (probe.Packet, bool) {
 	ie := q.Err
 	ie.From = src
 	c.named(&ie)
-	return probe.Packet{Seq: seq, Kind: probe.KindError, Time: cm.Time, Bytes: len(icmp),
+	return probe.Packet{Seq: seq, Kind: probe.KindError, Time: cm.Time, Bytes: len(msg),
 		From: fromString(src), TTL: cm.TTL, Err: &ie}, true
 }

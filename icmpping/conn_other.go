@@ -19,6 +19,7 @@ import (
 	"golang.org/x/net/icmp"
 
 	"github.com/pinglab/pinglab/internal/probe"
+	"github.com/pinglab/pinglab/internal/sock"
 )
 
 // A Conn sends ICMP or ICMPv6 echo requests to one target and reads what comes back. Outside
@@ -39,7 +40,6 @@ type Conn struct {
 	cfg    Config
 }
 
-var aLongTimeAgo = time.Unix(1, 0)
 
 // Dial opens an ICMP socket for cfg.Target: a datagram socket where the system has them (macOS)
 // unless cfg.Privileged, else a raw one.
@@ -154,7 +154,7 @@ func (c *Conn) Receive(ctx context.Context) (probe.Packet, error) {
 		return probe.Packet{}, err
 	}
 	_ = c.pc.SetReadDeadline(time.Time{})
-	stop := context.AfterFunc(ctx, func() { _ = c.pc.SetReadDeadline(aLongTimeAgo) })
+	stop := context.AfterFunc(ctx, func() { _ = c.pc.SetReadDeadline(sock.ALongTimeAgo) })
 	defer stop()
 	for {
 		n, peer, err := c.pc.ReadFrom(c.rbuf)
@@ -191,13 +191,9 @@ func (c *Conn) packet(b []byte, peer net.Addr) (probe.Packet, bool) {
 		src, _ = netip.AddrFromSlice(a.IP)
 	}
 	src = src.Unmap()
-	replyType := byte(typeEchoReply)
-	if c.v6 {
-		replyType = type6EchoReply
-	}
-	if len(b) > 0 && b[0] == replyType {
-		e, err := parseEcho(b, replyType)
-		if err != nil || (c.raw && e.ID != c.id) {
+	_, reply := echoTypes(c.v6)
+	if e, err := parseEcho(b, reply); err == nil {
+		if c.raw && e.ID != c.id {
 			return probe.Packet{}, false
 		}
 		seq := c.ours(e, true)

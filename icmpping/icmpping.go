@@ -16,6 +16,10 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+
 	"github.com/pinglab/pinglab/internal/icmperr"
 	"github.com/pinglab/pinglab/internal/sock"
 )
@@ -290,15 +294,19 @@ func HeaderLine(host string, addr netip.Addr, size int) string {
 	return fmt.Sprintf("PING %s(%s) %d data bytes", host, addr, size)
 }
 
-// ICMP message types the parsers need beyond icmperr's.
-const (
-	typeEchoReply    = 0
-	typeEchoRequest  = 8
-	type6EchoRequest = 128
-	type6EchoReply   = 129
-	protoICMP        = 1
-	protoICMPv6      = 58
+// The echo types of each family, and the protocol numbers x/net/icmp parses them by.
+var (
+	protoICMP   = ipv4.ICMPTypeEcho.Protocol()
+	protoICMPv6 = ipv6.ICMPTypeEchoRequest.Protocol()
 )
+
+// echoTypes returns the request and reply types of the family.
+func echoTypes(v6 bool) (request, reply icmp.Type) {
+	if v6 {
+		return ipv6.ICMPTypeEchoRequest, ipv6.ICMPTypeEchoReply
+	}
+	return ipv4.ICMPTypeEcho, ipv4.ICMPTypeEchoReply
+}
 
 // wireSeq is the 16-bit sequence number probe seq goes out with.
 func wireSeq(seq int) uint16 { return uint16(seq) }
@@ -330,16 +338,21 @@ type echo struct {
 }
 
 // parseEcho reads an ICMP echo message (header and payload, no IP header) of the given type.
-func parseEcho(b []byte, typ byte) (echo, error) {
+func parseEcho(b []byte, typ icmp.Type) (echo, error) {
 	if len(b) < 8 {
 		return echo{}, errShort
 	}
-	if b[0] != typ || b[1] != 0 {
+	m, err := icmp.ParseMessage(typ.Protocol(), b)
+	if err != nil {
+		return echo{}, fmt.Errorf("%w: %w", errShort, err)
+	}
+	body, ok := m.Body.(*icmp.Echo)
+	if m.Type != typ || m.Code != 0 || !ok {
 		return echo{}, errNotEcho
 	}
-	e := echo{ID: binary.BigEndian.Uint16(b[4:6]), Seq: binary.BigEndian.Uint16(b[6:8]), Len: len(b)}
-	p := b[8:]
-	if len(p) >= 16 {
+	e := echo{ID: uint16(body.ID), Seq: uint16(body.Seq), Len: len(b)}
+	// The payload is pinglab's own: the send time, then the run's cookie.
+	if p := body.Data; len(p) >= MinSize {
 		e.SentNs = int64(binary.BigEndian.Uint64(p[0:8]))
 		copy(e.Cookie[:], p[8:16])
 		e.HasCookie = true
@@ -347,35 +360,33 @@ func parseEcho(b []byte, typ byte) (echo, error) {
 	return e, nil
 }
 
-// ParseReply decodes an echo reply as a raw socket reads it: with the IPv4 header for IPv4
+// parseReply decodes an echo reply as a raw socket reads it: with the IPv4 header for IPv4
 // (v6 false), without one for ICMPv6. It returns the echo's identifier, sequence number, the
 // cookie from the payload, the message length and, for IPv4, the TTL from the IP header.
 func parseReply(b []byte, v6 bool) (e echo, ttl int, err error) {
+	_, reply := echoTypes(v6)
 	if v6 {
-		e, err = parseEcho(b, type6EchoReply)
+		e, err = parseEcho(b, reply)
 		return e, 0, err
 	}
-	ip, icmp, err := splitIPv4(b)
+	h, rest, err := splitIPv4(b)
 	if err != nil {
 		return echo{}, 0, err
 	}
-	if ip[9] != protoICMP {
+	if h.Protocol != protoICMP {
 		return echo{}, 0, errNotEcho
 	}
-	e, err = parseEcho(icmp, typeEchoReply)
-	return e, int(ip[8]), err
+	e, err = parseEcho(rest, reply)
+	return e, h.TTL, err
 }
 
-// splitIPv4 splits an IPv4 packet into its header and payload.
-func splitIPv4(b []byte) (hdr, payload []byte, err error) {
-	if len(b) < 20 || b[0]>>4 != 4 {
+// splitIPv4 splits an IPv4 packet, as a raw socket reads it, into its header and payload.
+func splitIPv4(b []byte) (*ipv4.Header, []byte, error) {
+	h, err := ipv4.ParseHeader(b)
+	if err != nil || h.Version != 4 {
 		return nil, nil, errShort
 	}
-	ihl := int(b[0]&0x0f) * 4
-	if ihl < 20 || len(b) < ihl {
-		return nil, nil, errShort
-	}
-	return b[:ihl], b[ihl:], nil
+	return h, b[h.Len:], nil
 }
 
 // A quoted is an ICMP error that quotes one of our echo requests.
@@ -395,52 +406,71 @@ func parseQuotedError(b []byte, v6 bool) (quoted, error) {
 	if len(b) < 8 {
 		return quoted{}, errShort
 	}
-	q := quoted{Err: icmperr.Error{V6: v6, Type: int(b[0]), Code: int(b[1])}}
-	rest := b[8:]
+	proto := protoICMP
 	if v6 {
-		switch b[0] {
-		case icmperr.Type6DestUnreach, icmperr.Type6TimeExceeded:
-		case icmperr.Type6PacketTooBig, icmperr.Type6ParamProblem:
-			q.Err.Info = binary.BigEndian.Uint32(b[4:8])
-		default:
+		proto = protoICMPv6
+	}
+	m, err := icmp.ParseMessage(proto, b)
+	if err != nil {
+		return quoted{}, fmt.Errorf("%w: %w", errShort, err)
+	}
+	q := quoted{Err: icmperr.Error{V6: v6, Code: m.Code}}
+	var inner []byte
+	switch body := m.Body.(type) {
+	case *icmp.DstUnreach:
+		inner = body.Data
+		if !v6 && m.Code == icmperr.CodeFragNeeded {
+			// RFC 1191's next-hop MTU, in the header's second half: x/net's DstUnreach
+			// keeps no field for it.
+			q.Err.Info = uint32(binary.BigEndian.Uint16(b[6:8]))
+		}
+	case *icmp.TimeExceeded:
+		inner = body.Data
+	case *icmp.PacketTooBig:
+		inner, q.Err.Info = body.Data, uint32(body.MTU)
+	case *icmp.ParamProb:
+		inner, q.Err.Info = body.Data, uint32(body.Pointer)
+	case *icmp.RawBody:
+		// ICMPv4 redirect (the gateway) and source quench (unused): x/net has no types of
+		// its own for them; the quote follows the 4 bytes.
+		if v6 || (m.Type != ipv4.ICMPTypeRedirect && m.Type != ipv4.ICMPType(icmperr.TypeSourceQuench)) || len(body.Data) < 4 {
 			return quoted{}, errNotError
 		}
-		if len(rest) < 40 || rest[0]>>4 != 6 {
+		if m.Type == ipv4.ICMPTypeRedirect {
+			q.Err.Gateway = netip.AddrFrom4([4]byte(body.Data[:4]))
+		}
+		inner = body.Data[4:]
+	default:
+		return quoted{}, errNotError
+	}
+	request, _ := echoTypes(v6)
+	if v6 {
+		q.Err.Type = int(m.Type.(ipv6.ICMPType))
+		h, err := ipv6.ParseHeader(inner)
+		if err != nil || h.Version != 6 || len(inner) < ipv6.HeaderLen {
 			return quoted{}, errShort
 		}
-		if rest[6] != protoICMPv6 {
+		if h.NextHeader != protoICMPv6 {
 			return quoted{}, errNotOurs
 		}
-		q.Dst = netip.AddrFrom16([16]byte(rest[24:40]))
-		e, err := parseEcho(rest[40:], type6EchoRequest)
+		q.Dst, _ = netip.AddrFromSlice(h.Dst)
+		e, err := parseEcho(inner[ipv6.HeaderLen:], request)
 		if err != nil {
 			return quoted{}, err
 		}
 		q.Echo = e
 		return q, nil
 	}
-	switch b[0] {
-	case icmperr.TypeDestUnreach:
-		if b[1] == icmperr.CodeFragNeeded {
-			q.Err.Info = uint32(binary.BigEndian.Uint16(b[6:8]))
-		}
-	case icmperr.TypeTimeExceeded, icmperr.TypeSourceQuench:
-	case icmperr.TypeParamProblem:
-		q.Err.Info = uint32(b[4])
-	case icmperr.TypeRedirect:
-		q.Err.Gateway = netip.AddrFrom4([4]byte(b[4:8]))
-	default:
-		return quoted{}, errNotError
-	}
-	ip, icmp, err := splitIPv4(rest)
+	q.Err.Type = int(m.Type.(ipv4.ICMPType))
+	h, err := icmp.ParseIPv4Header(inner)
 	if err != nil {
-		return quoted{}, err
+		return quoted{}, errShort
 	}
-	if ip[9] != protoICMP {
+	if h.Protocol != protoICMP {
 		return quoted{}, errNotOurs
 	}
-	q.Dst = netip.AddrFrom4([4]byte(ip[16:20]))
-	e, err := parseEcho(icmp, typeEchoRequest)
+	q.Dst, _ = netip.AddrFromSlice(h.Dst.To4())
+	e, err := parseEcho(inner[h.Len:], request)
 	if err != nil {
 		return quoted{}, err
 	}
@@ -448,52 +478,34 @@ func parseQuotedError(b []byte, v6 bool) (quoted, error) {
 	return q, nil
 }
 
-// checksum is the Internet checksum (RFC 1071) of b.
-func checksum(b []byte) uint16 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	for s>>16 != 0 {
-		s = s&0xffff + s>>16
-	}
-	return ^uint16(s)
-}
-
-// marshal builds echo request seq into b: header, then the send time, the cookie and the
-// pattern, cut to the payload's size.
+// marshal builds echo request seq into c's send buffer.
 func (c *Conn) marshal(b []byte, seq uint16, sentNs int64) []byte {
 	return marshalEcho(b, c.v6, c.id, seq, sentNs, c.cookie, c.size, c.cfg.Pattern)
 }
 
-// marshalEcho builds an echo request: header, send time, cookie and pattern up to size bytes of
-// payload. The checksum is filled in for IPv4; the kernel computes ICMPv6's, and a datagram
-// socket rewrites the identifier and checksum itself.
+// marshalEcho builds an echo request whose payload is the send time, the cookie and the pattern,
+// cut to size bytes. x/net/icmp computes the checksum for IPv4; for ICMPv6 the kernel does, and
+// a datagram socket rewrites the identifier and checksum itself. b is the payload's buffer,
+// reused from call to call.
 func marshalEcho(b []byte, v6 bool, id, seq uint16, sentNs int64, cookie [8]byte, size int, pattern []byte) []byte {
-	b = b[:0]
-	typ := byte(typeEchoRequest)
-	if v6 {
-		typ = type6EchoRequest
-	}
-	b = append(b, typ, 0, 0, 0, byte(id>>8), byte(id), byte(seq>>8), byte(seq))
-	b = binary.BigEndian.AppendUint64(b, uint64(sentNs))
+	b = binary.BigEndian.AppendUint64(b[:0], uint64(sentNs))
 	b = append(b, cookie[:]...)
-	for i := 16; i < size; i++ {
+	for i := MinSize; i < size; i++ {
 		if len(pattern) > 0 {
-			b = append(b, pattern[(i-16)%len(pattern)])
+			b = append(b, pattern[(i-MinSize)%len(pattern)])
 		} else {
 			// iputils' pattern: byte i of the payload holds i.
 			b = append(b, byte(i))
 		}
 	}
-	b = b[:8+size]
-	if !v6 {
-		binary.BigEndian.PutUint16(b[2:4], checksum(b))
+	request, _ := echoTypes(v6)
+	m := icmp.Message{Type: request, Body: &icmp.Echo{ID: int(id), Seq: int(seq), Data: b[:size]}}
+	out, err := m.Marshal(nil)
+	if err != nil {
+		// Marshal fails only on a body it does not know; an Echo it always knows.
+		panic("icmpping: marshal echo: " + err.Error())
 	}
-	return b
+	return out
 }
 
 // fromString prints an address as Packet.From wants it: "10.0.0.1", "::1".

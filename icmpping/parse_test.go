@@ -171,10 +171,7 @@ func TestMarshalEchoRoundTrip(t *testing.T) {
 		if !v6 && checksum(b) != 0 {
 			t.Errorf("checksum does not verify")
 		}
-		typ := byte(typeEchoRequest)
-		if v6 {
-			typ = type6EchoRequest
-		}
+		typ, _ := echoTypes(v6)
 		got, err := parseEcho(b, typ)
 		if err != nil {
 			t.Fatal(err)
@@ -278,4 +275,20 @@ func TestCheckInterval(t *testing.T) {
 			t.Errorf("CheckInterval(%d, %v) = %v, want %v", tt.uid, tt.d, got, tt.want)
 		}
 	}
+}
+
+// checksum is the Internet checksum (RFC 1071) of b, for checking what x/net/icmp marshalled:
+// over a message with its checksum filled in, it is 0.
+func checksum(b []byte) uint16 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		s += uint32(b[len(b)-1]) << 8
+	}
+	for s>>16 != 0 {
+		s = s&0xffff + s>>16
+	}
+	return ^uint16(s)
 }

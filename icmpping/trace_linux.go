@@ -12,6 +12,7 @@ import (
 
 	"github.com/pinglab/pinglab/internal/icmperr"
 	"github.com/pinglab/pinglab/internal/probe"
+	"github.com/pinglab/pinglab/internal/sock"
 )
 
 // udpTracer sends UDP probes, one destination port per probe as classic traceroute does, and
@@ -77,7 +78,7 @@ func (t *udpTracer) send(ctx context.Context, seq, ttl int) (time.Time, error) {
 		// As in Conn.Send: a pending error of an earlier probe fails one send.
 		for range 3 {
 			now = time.Now()
-			if serr = unix.Sendto(int(fd), t.payload, 0, t.sockaddr(seq)); !softErrno(serr) {
+			if serr = unix.Sendto(int(fd), t.payload, 0, t.sockaddr(seq)); !sock.PendingErrno(serr) {
 				break
 			}
 		}
@@ -115,7 +116,7 @@ func (t *udpTracer) Receive(ctx context.Context) (probe.Packet, error) {
 		return probe.Packet{}, err
 	}
 	_ = t.f.SetReadDeadline(time.Time{})
-	stop := context.AfterFunc(ctx, func() { _ = t.f.SetReadDeadline(aLongTimeAgo) })
+	stop := context.AfterFunc(ctx, func() { _ = t.f.SetReadDeadline(sock.ALongTimeAgo) })
 	defer stop()
 	for {
 		var pkt probe.Packet
@@ -151,7 +152,7 @@ func (t *udpTracer) readOnce(fd int) (probe.Packet, bool, error) {
 			if perr != nil || seq == 0 || ie.Type == icmperr.NoICMP {
 				continue
 			}
-			cm := parseCmsgs(t.oob[:oobn])
+			cm := sock.ParseControl(t.oob[:oobn])
 			return probe.Packet{Seq: seq, Kind: probe.KindError, Time: cm.Time, Bytes: n,
 				From: fromString(ie.From), Err: ie}, true, nil
 		}
@@ -163,13 +164,13 @@ func (t *udpTracer) readOnce(fd int) (probe.Packet, bool, error) {
 		switch {
 		case err == unix.EAGAIN:
 			return probe.Packet{}, false, nil
-		case err == unix.EINTR || softErrno(err):
+		case err == unix.EINTR || sock.PendingErrno(err):
 			continue
 		case err != nil:
 			return probe.Packet{}, false, err
 		}
 		if seq := t.seqOf(from); seq != 0 {
-			cm := parseCmsgs(t.oob[:oobn])
+			cm := sock.ParseControl(t.oob[:oobn])
 			return probe.Packet{Seq: seq, Kind: probe.KindReply, Time: cm.Time, Bytes: n,
 				From: fromString(sockaddrAddr(from))}, true, nil
 		}

@@ -77,7 +77,7 @@ func TestParseErrQueue(t *testing.T) {
 		want    *Error
 		wantErr bool
 	}{
-		{"time exceeded", recvErr(false, syscall.EHOSTUNREACH, unix.SO_EE_ORIGIN_ICMP, TypeTimeExceeded, 0, 0, sockaddr4([4]byte{10, 0, 0, 1})),
+		{"time exceeded", recvErr(false, syscall.EHOSTUNREACH, unix.SO_EE_ORIGIN_ICMP, uint8(TypeTimeExceeded), 0, 0, sockaddr4([4]byte{10, 0, 0, 1})),
 			&Error{Type: TypeTimeExceeded, From: netip.MustParseAddr("10.0.0.1"), Errno: syscall.EHOSTUNREACH}, false},
 		{"local message too long", recvErr(false, syscall.EMSGSIZE, unix.SO_EE_ORIGIN_LOCAL, 0, 0, 1500, nil),
 			&Error{Type: NoICMP, Info: 1500, Errno: syscall.EMSGSIZE, Reason: "Local error: Message too long, mtu=1500"}, false},
@@ -85,7 +85,7 @@ func TestParseErrQueue(t *testing.T) {
 			&Error{Type: NoICMP, Errno: syscall.ENOBUFS, Reason: "Local error: No buffer space available"}, false},
 		{"unknown origin", recvErr(false, syscall.EIO, 9, 3, 1, 0, nil),
 			&Error{Type: NoICMP, Errno: syscall.EIO}, false},
-		{"short offender", recvErr(true, syscall.EACCES, unix.SO_EE_ORIGIN_ICMP6, Type6DestUnreach, Code6AdminProhibited, 0, []byte{10, 0}),
+		{"short offender", recvErr(true, syscall.EACCES, unix.SO_EE_ORIGIN_ICMP6, uint8(Type6DestUnreach), Code6AdminProhibited, 0, []byte{10, 0}),
 			&Error{V6: true, Type: Type6DestUnreach, Code: Code6AdminProhibited, Errno: syscall.EACCES}, false},
 		{"no control messages", nil, nil, true},
 		{"extended error cut short", cut, nil, true},
@@ -107,7 +107,7 @@ func TestParseErrQueue(t *testing.T) {
 // the Error must render.
 func FuzzParseErrQueue(f *testing.F) {
 	f.Add(recvErr(false, syscall.EMSGSIZE, unix.SO_EE_ORIGIN_LOCAL, 0, 0, 1280, nil))
-	f.Add(recvErr(true, syscall.EHOSTUNREACH, unix.SO_EE_ORIGIN_ICMP6, Type6TimeExceeded, 0, 0, make([]byte, 28)))
+	f.Add(recvErr(true, syscall.EHOSTUNREACH, unix.SO_EE_ORIGIN_ICMP6, uint8(Type6TimeExceeded), 0, 0, make([]byte, 28)))
 	f.Fuzz(func(t *testing.T, oob []byte) {
 		e, err := ParseErrQueue(oob)
 		if (e == nil) == (err == nil) {

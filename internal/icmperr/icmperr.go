@@ -9,18 +9,23 @@ import (
 	"net/netip"
 	"syscall"
 
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+
 	"github.com/pinglab/pinglab/internal/sock"
 )
 
-// ICMPv4 types and Destination Unreachable codes (RFC 792, RFC 1812).
+// ICMPv4 types as an Error's Type holds them: golang.org/x/net/ipv4's, as ints (source quench,
+// deprecated by RFC 6633, is not among x/net's); and Destination Unreachable codes (RFC 792,
+// RFC 1812), which x/net does not name.
 const (
-	TypeDestUnreach    = 3
+	TypeDestUnreach    = int(ipv4.ICMPTypeDestinationUnreachable)
 	TypeSourceQuench   = 4
-	TypeRedirect       = 5
-	TypeTimeExceeded   = 11
-	TypeParamProblem   = 12
-	TypeEchoReply      = 0
-	TypeEchoRequest    = 8
+	TypeRedirect       = int(ipv4.ICMPTypeRedirect)
+	TypeTimeExceeded   = int(ipv4.ICMPTypeTimeExceeded)
+	TypeParamProblem   = int(ipv4.ICMPTypeParameterProblem)
+	TypeEchoReply      = int(ipv4.ICMPTypeEchoReply)
+	TypeEchoRequest    = int(ipv4.ICMPTypeEcho)
 	CodeNetUnreach     = 0
 	CodeHostUnreach    = 1
 	CodeProtoUnreach   = 2
@@ -31,14 +36,14 @@ const (
 	CodePktFiltered    = 13
 )
 
-// ICMPv6 types and Destination Unreachable codes (RFC 4443).
+// ICMPv6 types, golang.org/x/net/ipv6's as ints, and Destination Unreachable codes (RFC 4443).
 const (
-	Type6DestUnreach     = 1
-	Type6PacketTooBig    = 2
-	Type6TimeExceeded    = 3
-	Type6ParamProblem    = 4
-	Type6EchoRequest     = 128
-	Type6EchoReply       = 129
+	Type6DestUnreach     = int(ipv6.ICMPTypeDestinationUnreachable)
+	Type6PacketTooBig    = int(ipv6.ICMPTypePacketTooBig)
+	Type6TimeExceeded    = int(ipv6.ICMPTypeTimeExceeded)
+	Type6ParamProblem    = int(ipv6.ICMPTypeParameterProblem)
+	Type6EchoRequest     = int(ipv6.ICMPTypeEchoRequest)
+	Type6EchoReply       = int(ipv6.ICMPTypeEchoReply)
 	Code6NoRoute         = 0
 	Code6AdminProhibited = 1
 	Code6BeyondScope     = 2
