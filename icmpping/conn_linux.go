@@ -70,7 +70,6 @@ type Conn struct {
 // rawRcvBuf is the receive buffer a raw socket asks for.
 const rawRcvBuf = 1 << 20
 
-
 // Dial opens an ICMP socket for cfg.Target: a datagram ("ping") socket unless cfg.Privileged,
 // else (or when that is not allowed) a raw one. When neither opens, the error wraps ErrNoSocket
 // and says why and what to do.

@@ -40,7 +40,6 @@ type Conn struct {
 	cfg    Config
 }
 
-
 // Dial opens an ICMP socket for cfg.Target: a datagram socket where the system has them (macOS)
 // unless cfg.Privileged, else a raw one.
 func Dial(ctx context.Context, cfg Config) (*Conn, error) {
