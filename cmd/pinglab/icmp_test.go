@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -82,9 +83,14 @@ func TestPingFloodAsRoot(t *testing.T) {
 	testutil.RequireRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	before := runtime.GOMAXPROCS(0)
 	out, errOut, code := runCmd(t, ctx, "ping", "-f", "-c", "50", "-q", "127.0.0.1")
 	if code != 0 || !strings.Contains(out, "50 packets transmitted, 50 received, 0% packet loss") {
 		t.Errorf("exit %d, stderr %q, stdout:\n%s", code, errOut, out)
+	}
+	// The flood runs on one P; the rest of the process (here, the other tests) must not.
+	if after := runtime.GOMAXPROCS(0); after != before {
+		t.Errorf("GOMAXPROCS is %d after the flood, %d before", after, before)
 	}
 }
 

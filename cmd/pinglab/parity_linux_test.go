@@ -327,10 +327,145 @@ const notYet = "pinglab has no -l and -A yet: the engine has no preload burst or
 // noOption is why a case differs: an option of iputils newer than Debian's 20221126.
 const noOption = "Debian's iputils 20221126 lacks this option (upstream has it since 20240117)"
 
-// TestPingParity compares pinglab ping with iputils ping, case by case, in a lab.
-func TestPingParity(t *testing.T) {
+// TestParity compares pinglab ping and trace with iputils ping and traceroute, case by case,
+// in one lab: the differential cases, iputils' own meson.build cases and the checks of its
+// test scripts.
+func TestParity(t *testing.T) {
 	l := newParityLab(t)
-	for _, tc := range pingCases() {
-		t.Run(tc.name, func(t *testing.T) { l.compare(t, "ping", tc) })
+	t.Run("ping", func(t *testing.T) {
+		for _, tc := range pingCases() {
+			t.Run(tc.name, func(t *testing.T) { l.compare(t, "ping", tc) })
+		}
+	})
+	t.Run("meson", func(t *testing.T) { testMeson(t, l) })
+	t.Run("scripts", func(t *testing.T) { testIputilsScripts(t, l) })
+}
+
+// mesonCases are the command lines of iputils' test/ping/meson.build (upstream, 2025), as root,
+// with IPv6 on: each must exit 0, or fail (exit non-zero) where meson says should_fail. The
+// list is ours, written from that file; its code is not copied.
+func mesonCases() []struct {
+	args []string
+	fail bool
+} {
+	type mc = struct {
+		args []string
+		fail bool
+	}
+	cases := []mc{{[]string{"-V"}, false}}
+	for _, dst := range []string{"localhost", "127.0.0.1", "::1"} {
+		for _, sw := range []string{"", "-4", "-6"} {
+			args := []string{"-c1", dst}
+			if sw != "" {
+				args = append([]string{sw}, args...)
+			}
+			cases = append(cases, mc{args, (sw == "-4" && dst == "::1") || (sw == "-6" && dst == "127.0.0.1")})
+		}
+	}
+	for _, dst := range []string{"127.0.0.1", "::1"} {
+		for _, a := range [][]string{{"-c1"}, {"-c5", "-i0.1"}, {"-c1", "-I", "lo"}, {"-c1", "-w1"}, {"-c1", "-W1"}, {"-c1", "-W1.1"}} {
+			cases = append(cases, mc{append(a, dst), false})
+		}
+		for _, a := range [][]string{{"-c1.1"}, {"-I", "nonexisting"}, {"-w0.1"}, {"-w0,1"}} {
+			cases = append(cases, mc{append(a, dst), true})
+		}
+		// As root, -i below 2 ms is allowed (meson: should_fail is "not root").
+		cases = append(cases, mc{[]string{"-c1", "-i0.001", dst}, false})
+	}
+	return cases
+}
+
+// testMeson runs meson.build's cases with Debian's ping and with pinglab: every case Debian's
+// ping passes, pinglab passes too. Run in the lab's client, whose hosts file, as this
+// machine's, names localhost for IPv4 only: "-6 localhost" then fails for both, and is
+// reported, not failed, when Debian's ping fails it too.
+func testMeson(t *testing.T, l *parityLab) {
+	passedReal, passedOurs := 0, 0
+	cases := mesonCases()
+	for _, mc := range cases {
+		t.Run(strings.Join(mc.args, " "), func(t *testing.T) {
+			real, ours := l.both(t, "client", "ping", mc.args)
+			pass := func(r result) bool { return (r.code != 0) == mc.fail }
+			if pass(real) {
+				passedReal++
+			}
+			if pass(ours) {
+				passedOurs++
+			}
+			switch {
+			case pass(real) && !pass(ours):
+				t.Errorf("ping %v: Debian's ping passes (exit %d), pinglab fails (exit %d):\n%s%s", mc.args, real.code, ours.code, ours.stdout, ours.stderr)
+			case !pass(real):
+				t.Logf("ping %v: Debian's ping fails this case here too (exit %d: %s)", mc.args, real.code, strings.TrimSpace(real.stderr))
+			}
+		})
+	}
+	t.Logf("meson.build cases passed: Debian's ping %d of %d, pinglab %d", passedReal, len(cases), passedOurs)
+}
+
+// The checks of iputils' test/ping/ping-01-basics.t and ping-02-errors.t (upstream, 2025),
+// written anew as regular expressions over the whole output: each must hold for Debian's ping
+// and for pinglab, with the program's name where the script puts "$ping".
+func testIputilsScripts(t *testing.T, l *parityLab) {
+	const rtt = `rtt min/avg/max/mdev = \d+\.\d{3}/\d+\.\d{3}/\d+\.\d{3}/\d+\.\d{3} ms`
+	tests := []struct {
+		args   []string
+		code   int
+		stdout string // a regexp the whole stdout must match; "" checks nothing
+		stderr string // the exact stderr, with PROG for the program's name; "-" checks nothing
+		debian string // why Debian's ping is not held to it
+	}{
+		{args: []string{"-c1", "127.0.0.1"}, stdout: `^PING 127\.0\.0\.1 \(127\.0\.0\.1\) 56\(84\) bytes of data\.
+64 bytes from 127\.0\.0\.1: icmp_seq=1 ttl=\d+ time=\d\.\d{3} ms
+
+--- 127\.0\.0\.1 ping statistics ---
+1 packets transmitted, 1 received, 0% packet loss, time \d+ms
+` + rtt + "\n$", stderr: ""},
+		// Upstream's header has a space before "(::1)" since 20240117; Debian's 20221126 has
+		// none, and Debian is the reference.
+		{args: []string{"-c1", "::1"}, stdout: `^PING ::1\(::1\) 56 data bytes
+64 bytes from ::1: icmp_seq=1 ttl=\d+ time=\d\.\d{3} ms
+
+--- ::1 ping statistics ---
+1 packets transmitted, 1 received, 0% packet loss, time \d+ms
+` + rtt + "\n$", stderr: ""},
+		{args: []string{"-c1", "localhost"}, stdout: `0% packet loss`, stderr: ""},
+		{args: []string{"-c1", "-4", "localhost"}, stdout: `^PING localhost \(127\.0\.0\.1\) 56\(84\) bytes of data\.
+64 bytes from localhost \(127\.0\.0\.1\): icmp_seq=1 ttl=\d+ time=\d\.\d{3} ms
+
+--- localhost ping statistics ---
+1 packets transmitted, 1 received, 0% packet loss, time \d+ms
+` + rtt + "\n$", stderr: ""},
+		{args: []string{"-c1", "-i0.001", "127.0.0.1"}, stdout: `^PING 127\.0\.0\.1 \(127\.0\.0\.1\) 56\(84\) bytes of data\.
+64 bytes from 127\.0\.0\.1: icmp_seq=1 ttl=\d+ time=\d\.\d{3} ms
+
+--- 127\.0\.0\.1 ping statistics ---
+1 packets transmitted, 1 received, 0% packet loss, time \d+ms
+` + rtt + "\n$", stderr: ""},
+		{args: []string{}, code: 2, stderr: "PROG: usage error: Destination address required\n",
+			debian: "Debian's 20221126 exits 1 here (upstream 2)"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			real, ours := l.both(t, "client", "ping", tt.args)
+			for _, r := range []struct {
+				who, prog string
+				r         result
+			}{{"ping", "ping", real}, {"pinglab", "pinglab ping", ours}} {
+				if r.who == "ping" && tt.debian != "" {
+					t.Logf("ping %v: not checked: %s (exit %d)", tt.args, tt.debian, r.r.code)
+					continue
+				}
+				if r.r.code != tt.code {
+					t.Errorf("%s %v: exit %d, want %d", r.who, tt.args, r.r.code, tt.code)
+				}
+				if tt.stdout != "" && !regexp.MustCompile(tt.stdout).MatchString(r.r.stdout) {
+					t.Errorf("%s %v: stdout does not match %q:\n%s", r.who, tt.args, tt.stdout, r.r.stdout)
+				}
+				if want := strings.ReplaceAll(tt.stderr, "PROG", r.prog); tt.stderr != "-" && r.r.stderr != want {
+					t.Errorf("%s %v: stderr %q, want %q", r.who, tt.args, r.r.stderr, want)
+				}
+			}
+		})
 	}
 }

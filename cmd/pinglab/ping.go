@@ -84,6 +84,13 @@ func icmpPing(c *cli.Context) error {
 		// pinglab's other clients take -c 0 as "until interrupted"; ping refuses it.
 		return exitUsage("%s: invalid argument: '%d': out of range: 1 <= value <= 9223372036854775807", name, c.Int("count"))
 	}
+	if w := c.String("deadline"); c.IsSet("deadline") {
+		// ping's -w counts whole seconds ("-w0.1" is refused); pinglab's durations ("500ms")
+		// stay an extension.
+		if f, err := strconv.ParseFloat(w, 64); err == nil && f != float64(int64(f)) {
+			return exitUsage("%s: invalid argument: '%s'", name, w)
+		}
+	}
 	cr, err := newClientRun(c)
 	if err != nil {
 		return err
