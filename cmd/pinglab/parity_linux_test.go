@@ -415,6 +415,7 @@ func testIputilsScripts(t *testing.T, l *parityLab) {
 		stderr string // the exact stderr, with PROG for the program's name; "-" checks nothing
 		debian string // why Debian's ping is not held to it
 	}{
+		{args: []string{"-V"}, stdout: `^ping from iputils .*\nlibcap: (yes|no), IDN: (yes|no), NLS: (yes|no), error.h: (yes|no), getrandom\(\): (yes|no), __fpending\(\): (yes|no)\n$`, stderr: ""},
 		{args: []string{"-c1", "127.0.0.1"}, stdout: `^PING 127\.0\.0\.1 \(127\.0\.0\.1\) 56\(84\) bytes of data\.
 64 bytes from 127\.0\.0\.1: icmp_seq=1 ttl=\d+ time=\d\.\d{3} ms
 
