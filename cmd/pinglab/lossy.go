@@ -108,7 +108,7 @@ func lossyNetem(c *cli.Context) error {
 			return flagFailure(c, "--rate", err)
 		}
 	}
-	return lossyApply(c, func(ctx context.Context, o lossy.Options) error { return lossy.ApplyNetem(ctx, o, n) },
+	return lossyApply(c, n.Validate, func(ctx context.Context, o lossy.Options) error { return lossy.ApplyNetem(ctx, o, n) },
 		lossy.State{Netns: c.String("netns"), Netem: []lossy.Netem{n}})
 }
 
@@ -150,7 +150,7 @@ func lossyDrop(c *cli.Context) error {
 		return err
 	}
 	d := lossy.Drop{Prob: p, Proto: proto, Port: port, From: from, Dir: c.String("dir")}
-	return lossyApply(c, func(ctx context.Context, o lossy.Options) error { return lossy.ApplyDrop(ctx, o, d) },
+	return lossyApply(c, d.Validate, func(ctx context.Context, o lossy.Options) error { return lossy.ApplyDrop(ctx, o, d) },
 		lossy.State{Netns: c.String("netns"), Drop: &d, Table: true})
 }
 
@@ -191,7 +191,7 @@ func lossyReject(c *cli.Context) error {
 		return flagFailure(c, "--with", err)
 	}
 	r := lossy.Reject{With: with, Proto: proto, Port: port, From: from}
-	return lossyApply(c, func(ctx context.Context, o lossy.Options) error { return lossy.ApplyReject(ctx, o, r) },
+	return lossyApply(c, r.Validate, func(ctx context.Context, o lossy.Options) error { return lossy.ApplyReject(ctx, o, r) },
 		lossy.State{Netns: c.String("netns"), Reject: &r, Table: true})
 }
 
@@ -210,12 +210,16 @@ func matchArgs(c *cli.Context) (proto string, port uint16, from netip.Prefix, er
 	return c.String("proto"), uint16(c.Uint("port")), from, nil
 }
 
-// lossyApply applies a scenario and says what it did; with --for it holds the scenario that
-// long (or until Ctrl-C / SIGTERM cancel the context) and removes it.
-func lossyApply(c *cli.Context, apply func(context.Context, lossy.Options) error, s lossy.State) error {
+// lossyApply checks a scenario, applies it and says what it did; with --for it holds the
+// scenario that long (or until Ctrl-C / SIGTERM cancel the context) and removes it. The
+// scenario is checked before the privilege, so that bad input is named as such by anyone.
+func lossyApply(c *cli.Context, check func() error, apply func(context.Context, lossy.Options) error, s lossy.State) error {
 	hold, err := flagDuration(c, "for")
 	if err != nil {
 		return err
+	}
+	if err := check(); err != nil {
+		return failure(c, err)
 	}
 	if err := setupCheck(c); err != nil {
 		return err
