@@ -66,7 +66,7 @@ func remedy(c *cli.Context, err error) string {
 	case errors.Is(err, lossy.ErrForeignQdisc):
 		return "; remove it or use --force to replace it"
 	case errors.Is(err, lossy.ErrNetemMissing):
-		return "; `pinglab lossy drop --prob P` gives loss through nftables instead"
+		return "; `pinglab lossy drop --prob SHARE` gives loss through nftables instead"
 	}
 	return ""
 }

@@ -36,7 +36,7 @@ func TestFailure(t *testing.T) {
 		{"lossy netem", fmt.Errorf("lossy: eth0: %w: htb 1: is there", lossy.ErrForeignQdisc),
 			"pinglab lossy netem: eth0: root qdisc is not the kernel default nor pinglab's: htb 1: is there; remove it or use --force to replace it"},
 		{"lossy netem", fmt.Errorf("lossy: %w (no sch_netem)", lossy.ErrNetemMissing),
-			"pinglab lossy netem: netem is missing in this kernel (no sch_netem); `pinglab lossy drop --prob P` gives loss through nftables instead"},
+			"pinglab lossy netem: netem is missing in this kernel (no sch_netem); `pinglab lossy drop --prob SHARE` gives loss through nftables instead"},
 		{"udp server", fmt.Errorf("udpping: %w: open a raw ICMP socket: %w", udpping.ErrNeedRaw, syscall.EPERM),
 			"pinglab udp server: sending ICMP errors needs CAP_NET_RAW: open a raw ICMP socket: operation not permitted (run as root, or: sudo setcap cap_net_raw+ep " + self + ")"},
 		{"trace", fmt.Errorf("icmpping: trace: bad trace option: max hops 256 (want 1..255)"),

@@ -63,7 +63,7 @@ func formatDuration(d time.Duration) string {
 // shareFlag is a flag that takes a share as a percentage ("20%") or a fraction ("0.2").
 // Read it with flagShare.
 func shareFlag(name, usage string) *cli.StringFlag {
-	return &cli.StringFlag{Name: name, Usage: usage + ` ("20%" or 0.2)`, Value: "0"}
+	return &cli.StringFlag{Name: name, Usage: usage + " (`SHARE`: \"20%\" or 0.2)", Value: "0"}
 }
 
 // flagShare reads a shareFlag as a fraction in [0, 1]. Anything else is a usage error.
@@ -101,9 +101,9 @@ func clientFlags(defaultSize int) []cli.Flag {
 		&cli.IntFlag{Name: "count", Aliases: []string{"c"}, Usage: "stop after `N` probes (0: until interrupted)"},
 		durationFlag("interval", "i", time.Second, "wait `INTERVAL` between probes (0: next as soon as the last is answered)"),
 		durationFlag("timeout", "W", time.Second, "wait up to `TIMEOUT` for each reply"),
-		durationFlag("deadline", "w", 0, "stop the whole run after `DEADLINE` (0: none)"),
+		durationFlag("deadline", "w", 0, "stop the whole run after `DEADLINE` (0: none; trace's -w is the wait per hop)"),
 		&cli.IntFlag{Name: "size", Aliases: []string{"s"}, Value: defaultSize, Usage: "send `BYTES` of payload"},
-		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the header and the summary"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the header and the summary (trace's -q is probes per hop)"},
 		&cli.BoolFlag{Name: "timestamp", Aliases: []string{"D"}, Usage: "print the unix time before each line"},
 		&cli.BoolFlag{Name: "report-outstanding", Aliases: []string{"O"}, Usage: "report a probe with no answer before the next is sent"},
 		&cli.BoolFlag{Name: "ipv4", Aliases: []string{"4"}, Usage: "use IPv4 only"},
@@ -113,7 +113,7 @@ func clientFlags(defaultSize int) []cli.Flag {
 		&cli.StringFlag{Name: "csv", Usage: "write one row per probe to `FILE` as it happens"},
 		&cli.StringFlag{Name: "plot", Usage: "draw the run to `FILE` at its end (.svg, .png or .pdf)"}, // issue 7
 		// issue 8: the load modes a benchmark or an instructor stressing a server uses.
-		&cli.BoolFlag{Name: "flood", Aliases: []string{"f"}, Usage: "flood as ping -f: the next probe as soon as the last is answered, at least every 10 ms; a dot per probe, erased by its reply"},
+		&cli.BoolFlag{Name: "flood", Aliases: []string{"f"}, Usage: "flood as ping -f: the next probe as soon as the last is answered, at least every 10 ms; a dot per probe, erased by its reply (trace's -f is the first hop)"},
 		&cli.IntFlag{Name: "window", Usage: "keep `N` probes in flight (without -i: back to back; with -i: at most N outstanding)"},
 	}, clientMetricsFlags()...)
 }

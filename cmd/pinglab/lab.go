@@ -25,7 +25,16 @@ func labCommand() *cli.Command {
 		Name:  "lab",
 		Usage: "a second (and third) machine on this one: network namespaces joined by veth pairs (Linux, CAP_NET_ADMIN)",
 		Description: `The hosts are network namespaces named pinglab-client, pinglab-server and, with --hosts 3,
-pinglab-router between them. "ip netns exec pinglab-client ..." works on them too.`,
+pinglab-router between them. "ip netns exec pinglab-client ..." works on them too. The lab's
+addresses (10.77.x.x, fd00:77:...) exist only inside the lab: from the host, or from another
+machine, they lead nowhere (to the default gateway).
+
+Examples:
+   sudo pinglab lab up --hosts 3
+   sudo pinglab lab exec server -- pinglab udp server &
+   sudo pinglab lab exec client -- pinglab udp ping 10.77.2.2 -c 10
+   sudo pinglab lab status
+   sudo pinglab lab down`,
 		Subcommands: []*cli.Command{
 			labUpCommand(),
 			labDownCommand(),

@@ -22,7 +22,14 @@ func lossyCommand() *cli.Command {
 qdisc with handle 7067:. Each apply first clears what pinglab set before, so one scenario is
 active per namespace. Without --for a scenario stays until "pinglab lossy clear"; with --for
 it is removed after that long, or at Ctrl-C / SIGTERM. --netns puts it in a namespace, such
-as a lab host (pinglab lab up).`,
+as a lab host (pinglab lab up).
+
+Examples:
+   sudo pinglab lossy drop --netns pinglab-server --prob 20% --proto udp --port 12000
+   sudo pinglab lossy reject --netns pinglab-server --with host-unreachable --for 30s
+   sudo pinglab lossy netem --netns pinglab-server --dev eth0 --loss 20%
+   sudo pinglab lossy show --netns pinglab-server
+   sudo pinglab lossy clear --netns pinglab-server`,
 		Subcommands: []*cli.Command{
 			lossyNetemCommand(),
 			lossyDropCommand(),
@@ -53,7 +60,7 @@ func lossyNetemCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "netem",
 		Usage:     "emulate a bad link with a netem root qdisc: loss, delay, jitter, duplicates, reordering, corruption, rate",
-		UsageText: "pinglab lossy netem --dev IF [--netns NS] --loss P [--loss-corr C] [--delay D] [--jitter J] [--duplicate P] [--reorder P] [--corrupt P] [--rate R] [--force] [--for D]",
+		UsageText: "pinglab lossy netem --dev IF [--netns NS] [--loss SHARE] [--loss-corr SHARE] [--delay DELAY] [--jitter JITTER] [--duplicate SHARE] [--reorder SHARE] [--corrupt SHARE] [--rate RATE] [--force] [--for DURATION]",
 		Description: `What "tc qdisc add dev IF root netem loss 20%" does in the handout, through netlink. netem
 acts on packets LEAVING the interface: on a server's interface it loses replies.
 pinglab replaces only a root qdisc the kernel put there by itself (handle 0:) or its own;
@@ -116,7 +123,7 @@ func lossyDropCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "drop",
 		Usage:     "lose a random share of packets with an nftables rule (numgen random mod 100 < P drop)",
-		UsageText: "pinglab lossy drop --prob P [--proto udp|tcp|icmp] [--port N] [--from ADDR] [--dir in|out] [--netns NS] [--for D]",
+		UsageText: "pinglab lossy drop --prob SHARE [--proto udp|tcp|icmp] [--port PORT] [--from ADDR] [--dir in|out] [--netns NS] [--for DURATION]",
 		Description: `Loss below the server, as exercise 4 asks, on any kernel: an nftables rule drops each
 matching packet with probability P (whole percents, or hundredths: 12.5%). --dir in (the
 default) drops packets arriving at this host, out those leaving it. IPv6 neighbour
@@ -158,7 +165,7 @@ func lossyRejectCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "reject",
 		Usage:     "answer packets with an ICMP error or a TCP reset (iptables -j REJECT --reject-with ...)",
-		UsageText: "pinglab lossy reject --with " + strings.Join(lossy.RejectTypes, "|") + " [--proto udp|tcp|icmp] [--port N] [--from ADDR] [--netns NS] [--for D]",
+		UsageText: "pinglab lossy reject --with " + strings.Join(lossy.RejectTypes, "|") + " [--proto udp|tcp|icmp] [--port PORT] [--from ADDR] [--netns NS] [--for DURATION]",
 		Description: `Exercise 5's firewall rule on the server, for IPv4 and IPv6: packets arriving are answered
 with ICMP Destination Unreachable of the chosen code (ICMPv6's nearest code for IPv6;
 proto-unreachable is IPv4's only), or a TCP reset. Clients then report

@@ -31,6 +31,12 @@ var commandOrder = []string{"demo", "udp", "tcp", "ping", "trace", "lossy", "pro
 // version is set with -ldflags "-X main.version=..."; otherwise it comes from the build info.
 var version = ""
 
+func init() {
+	// A boolean flag is off unless given: "(default: false)" after each says nothing.
+	stringer := cli.FlagStringer
+	cli.FlagStringer = func(f cli.Flag) string { return strings.TrimSuffix(stringer(f), " (default: false)") }
+}
+
 func main() {
 	os.Exit(run(context.Background(), os.Args, os.Stdout, os.Stderr))
 }
@@ -65,7 +71,22 @@ func newApp(stdout, stderr io.Writer, notFound *string) *cli.App {
 		EnableBashCompletion: false,
 		Description: `Start with "pinglab demo". Every client prints a line per probe and a summary
 (loss, min/avg/max/mdev RTT) like iputils ping; --format json and --csv FILE make results
-for a report. Flags may come before or after the host.`,
+for a report. Flags may come before or after the host, and one-letter flags may be grouped
+(-qc3) as ping takes them. Exit codes are ping's: 0 replies came, 1 none did, 2 bad input or
+a setup error (always one line saying what was wrong).
+
+Install it with "go install ./cmd/pinglab" (into $(go env GOPATH)/bin); sudo has a PATH of
+its own, so run "sudo $(command -v pinglab) ...". Inside a lab host "pinglab lab exec"
+runs this same binary for "pinglab", wherever it is.
+
+Examples:
+   pinglab demo                                     # a lossy server and 20 pings, no root
+   pinglab udp server --drop 20%                    # the handout's server; in another terminal:
+   pinglab udp ping 127.0.0.1 -c 10
+   pinglab ping -c 3 127.0.0.1
+   sudo pinglab lab up --hosts 3                    # client, router and server namespaces
+   sudo pinglab lab exec client -- pinglab trace -n 10.77.2.2
+   pinglab COMMAND --help                           # every command has examples`,
 	}
 	for _, b := range builders {
 		app.Commands = append(app.Commands, b())

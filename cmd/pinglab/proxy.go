@@ -64,7 +64,7 @@ func proxyCommand() *cli.Command {
 				usage += ", each way"
 			}
 			if im.kind == 's' {
-				usage += ` ("20%" or 0.2)`
+				usage += " (`SHARE`: \"20%\" or 0.2)"
 			}
 			flags = append(flags, &cli.StringFlag{Name: pre + im.name, Usage: usage, Hidden: pre != ""})
 		}

@@ -21,6 +21,13 @@ func tcpCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "tcp",
 		Usage: "TCP echo server (a goroutine per connection) and TCP pinger (exercise 3)",
+		Description: `The assignment's TCP pinger: a threaded server that echoes in upper case and answers a
+dropped ping "LOST", and a client that keeps one connection (or opens one per ping).
+
+Examples:
+   pinglab tcp server --drop 20% --seed 1
+   pinglab tcp ping 127.0.0.1 -c 10
+   pinglab tcp ping [::1]:12000 -c 5 --connect per-ping`,
 		Subcommands: []*cli.Command{
 			tcpServerCommand(),
 			tcpPingCommand(),
@@ -32,7 +39,7 @@ func tcpServerCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "server",
 		Usage:     "echo what clients send in upper case, a goroutine per connection, dropping and delaying on demand",
-		UsageText: "pinglab tcp server [--listen ADDR] [--drop P] [--drop-mode lost|silent|close] [--delay D] [--jitter J] [--seed N] [limits]",
+		UsageText: "pinglab tcp server [--listen ADDR] [--drop SHARE] [--drop-mode lost|silent|close] [--delay DELAY] [--jitter JITTER] [--seed N] [limits]",
 		Description: `Serves the handout's client (one message per connection, no newline) and pinglab's
 (newline-terminated pings over one connection) alike. A dropped message is answered "LOST"
 and the connection closed, as the handout's server does (--drop-mode lost); --drop-mode
@@ -48,7 +55,7 @@ Examples:
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Aliases: []string{"l"}, Value: tcpping.DefaultListen, Usage: "listen on `ADDR` (host:port; \":12000\" is every address, IPv4 and IPv6)"},
 			shareFlag("drop", "drop this share of messages at random"),
-			&cli.StringFlag{Name: "drop-mode", Value: tcpping.DropLost.String(), Usage: "what a drop does: lost (answer LOST and close), silent (swallow, keep the connection) or close (close without a word)"},
+			&cli.StringFlag{Name: "drop-mode", Value: tcpping.DropLost.String(), Usage: "what a drop does, `MODE`: lost (answer LOST and close), silent (swallow, keep the connection) or close (close without a word)"},
 			durationFlag("delay", "", 0, "hold each reply back by `DELAY`"),
 			durationFlag("jitter", "", 0, "vary the delay uniformly by up to ± `JITTER`"),
 			&cli.Uint64Flag{Name: "seed", Usage: "seed the drops and jitter with `N` for a reproducible run (0: random)"},

@@ -31,9 +31,9 @@ Examples:
    pinglab trace -n -f 3 -m 10 -p 40000 host    # hops 3 to 10, ports from 40000`,
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "max-hops", Aliases: []string{"m"}, Value: icmpping.DefaultMaxTTL, Usage: "go up to `MAX` hops"},
-			&cli.IntFlag{Name: "queries", Aliases: []string{"q"}, Value: icmpping.DefaultQueries, Usage: "send `N` probes per hop"},
-			durationFlag("wait", "w", icmpping.DefaultWait, "wait up to `WAIT` for a hop's answers"),
-			&cli.IntFlag{Name: "first", Aliases: []string{"f"}, Value: 1, Usage: "start at hop `FIRST`"},
+			&cli.IntFlag{Name: "queries", Aliases: []string{"q"}, Value: icmpping.DefaultQueries, Usage: "send `N` probes per hop (as traceroute; ping's -q is quiet)"},
+			durationFlag("wait", "w", icmpping.DefaultWait, "wait up to `WAIT` for a hop's answers (as traceroute; ping's -w is the run's deadline)"),
+			&cli.IntFlag{Name: "first", Aliases: []string{"f"}, Value: 1, Usage: "start at hop `FIRST` (as traceroute; ping's -f is flood)"},
 			&cli.BoolFlag{Name: "numeric", Aliases: []string{"n"}, Usage: "print addresses only, look no names up"},
 			&cli.IntFlag{Name: "port", Aliases: []string{"p"}, Value: icmpping.DefaultPort, Usage: "send UDP probes to ports from `PORT` up"},
 			&cli.StringFlag{Name: "proto", Value: "udp", Usage: "probe with `PROTO`: udp or icmp"},

@@ -23,6 +23,7 @@ func udpCommand() *cli.Command {
 		Description: `The assignment's UDP pinger: a server that echoes each datagram in upper case and
 drops a share of them, and a client that sends "ping <seq> <time>" and measures.
 
+Examples:
    pinglab udp server --drop 20%
    pinglab udp ping 127.0.0.1 -c 10`,
 		Subcommands: []*cli.Command{udpServerCommand(), udpPingCommand(), udpHeartbeatCommand()},
@@ -33,7 +34,7 @@ func udpServerCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "server",
 		Usage:     "echo UDP datagrams back in upper case, dropping and delaying some",
-		UsageText: "pinglab udp server [--listen ADDR] [--drop SHARE] [--icmp-error SHARE [--icmp-error-type TYPE]] [--delay D] [--jitter J] [--seed N] [--quiet]",
+		UsageText: "pinglab udp server [--listen ADDR] [--drop SHARE] [--icmp-error SHARE [--icmp-error-type TYPE]] [--delay DELAY] [--jitter JITTER] [--seed N] [--quiet]",
 		Description: `Echoes every datagram back to its sender with the ASCII letters upper-cased, as the
 assignment's server does, and emulates a network on the way: --drop drops a random share,
 --delay and --jitter hold replies back (without holding up other clients), --seed makes the
