@@ -1,8 +1,12 @@
 package testutil
 
 import (
+	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"runtime"
+	"time"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -115,4 +119,30 @@ func WithoutNetRaw(t testing.TB, h netns.NsHandle, fn func()) {
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// NetnsHTTPClient returns an HTTP client whose connections are made inside the namespace h, so
+// that a test reaches a server listening on that namespace's loopback.
+func NetnsHTTPClient(h netns.NsHandle) *http.Client {
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			return nil, err
+		}
+		defer orig.Close()
+		if err := netns.Set(h); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err := netns.Set(orig); err != nil {
+				panic("testutil: cannot return to the original network namespace: " + err.Error())
+			}
+		}()
+		// The socket is made on this thread, in h, and stays there.
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	return &http.Client{Transport: &http.Transport{DialContext: dial}, Timeout: time.Minute}
 }

@@ -1,0 +1,287 @@
+package main
+
+import (
+	"encoding/csv"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pinglab/pinglab/internal/metrics"
+	"github.com/pinglab/pinglab/internal/testutil"
+	"github.com/pinglab/pinglab/lossy"
+)
+
+// A child is pinglab run as a process of its own (the test binary, as TestLossyChild), in a
+// namespace or in the test's own.
+type child struct {
+	cmd      *exec.Cmd
+	out, err lockedBuffer
+	waited   bool
+	code     int
+}
+
+// startChild runs pinglab with args in the namespace ns ("" for the test's own) until the test
+// ends.
+func startChild(t *testing.T, ns string, args ...string) *child {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: exec.Command(self, "-test.run=^TestLossyChild$")}
+	c.cmd.Env = append(os.Environ(), lossyChildEnv+"="+strings.Join(args, "|"))
+	c.cmd.Stdout, c.cmd.Stderr = &c.out, &c.err
+	if ns == "" {
+		err = c.cmd.Start()
+	} else {
+		err = lossy.StartIn(ns, c.cmd)
+	}
+	if err != nil {
+		t.Fatalf("start pinglab %s: %v", strings.Join(args, " "), err)
+	}
+	t.Cleanup(func() {
+		if !c.waited {
+			_ = c.cmd.Process.Kill()
+			_ = c.cmd.Wait()
+		}
+	})
+	return c
+}
+
+// waitFor waits until the child printed s on stdout, and fails the test after timeout.
+func (c *child) waitFor(t *testing.T, s string, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(c.out.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q after %v; stdout:\n%s\nstderr:\n%s", s, timeout, c.out.String(), c.err.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return c.out.String()
+}
+
+// interrupt sends SIGINT, as Ctrl-C, and returns the exit code.
+func (c *child) interrupt(t *testing.T) int {
+	t.Helper()
+	_ = c.cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- c.cmd.Wait() }()
+	select {
+	case err := <-done:
+		c.waited = true
+		c.code = c.cmd.ProcessState.ExitCode()
+		_ = err
+	case <-time.After(30 * time.Second):
+		t.Fatalf("pinglab did not stop within 30s of SIGINT:\n%s", c.out.String())
+	}
+	return c.code
+}
+
+var percentilesRE = regexp.MustCompile(`rtt p50/p90/p99 = ([0-9.]+)/([0-9.]+)/([0-9.]+) ms`)
+
+// percentiles reads the summary's p50, p90 and p99, in seconds.
+func percentiles(t *testing.T, out string) [3]float64 {
+	t.Helper()
+	m := percentilesRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no percentiles in:\n%s", out)
+	}
+	var p [3]float64
+	for i := range p {
+		ms, _ := strconv.ParseFloat(m[i+1], 64)
+		p[i] = ms / 1000
+	}
+	return p
+}
+
+// csvP95 is the nearest-rank 95th percentile of the replies' RTTs in a pinglab CSV, in seconds,
+// as internal/stats computes its percentiles.
+func csvP95(t *testing.T, path string) float64 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rtts []float64
+	for _, r := range rows[1:] {
+		if r[2] == "reply" {
+			ms, err := strconv.ParseFloat(r[3], 64)
+			if err != nil {
+				t.Fatalf("%s: rtt %q", path, r[3])
+			}
+			rtts = append(rtts, ms/1000)
+		}
+	}
+	if len(rtts) == 0 {
+		t.Fatalf("%s: no replies", path)
+	}
+	slices.Sort(rtts)
+	return rtts[(95*len(rtts)+99)/100-1]
+}
+
+// withinBucket fails unless got (a histogram_quantile) is within one bucket of RTTBuckets of
+// want: at most one bucket's growth factor above or below it.
+func withinBucket(t *testing.T, what string, got, want float64) {
+	t.Helper()
+	b := metrics.RTTBuckets
+	factor := b[1] / b[0]
+	if !(got >= want/factor && got <= want*factor) {
+		t.Errorf("%s: histogram_quantile %.6fs, pinglab %.6fs: more than a bucket (×%.2f) apart", what, got, want, factor)
+	}
+}
+
+var serverTotalRE = regexp.MustCompile(`(?m)^total +([0-9 ]+)$`)
+
+// serverTotals reads the total row of a server's Ctrl-C table.
+func serverTotals(t *testing.T, out string) []float64 {
+	t.Helper()
+	m := serverTotalRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no total row in the server's table:\n%s", out)
+	}
+	var n []float64
+	for _, f := range strings.Fields(m[1]) {
+		v, _ := strconv.ParseFloat(f, 64)
+		n = append(n, v)
+	}
+	return n
+}
+
+// TestPrometheusAgreesWithSummaries runs, in a namespace of its own, a UDP server that drops 20%
+// and answers 10% of the rest with ICMP Port Unreachable, a TCP server that drops 20%, their
+// clients and an ICMP ping, all with --metrics, and a real Prometheus scraping them. What
+// Prometheus' HTTP API answers must be what pinglab's summaries and server tables print:
+// probes sent and received, errors, drops, and a histogram_quantile within a bucket of the
+// percentiles pinglab computed.
+func TestPrometheusAgreesWithSummaries(t *testing.T) {
+	ns := fmt.Sprintf("pinglabprom%d", os.Getpid())
+	h := testutil.NewNetns(t, ns)
+	dir := t.TempDir()
+	udpSrv := startChild(t, ns, "udp", "server", "--listen", "127.0.0.1:12000", "--drop", "20%", "--icmp-error", "10%",
+		"--icmp-error-type", "port-unreachable", "--seed", "7", "-q", "--metrics", "127.0.0.1:9301")
+	tcpSrv := startChild(t, ns, "tcp", "server", "--listen", "127.0.0.1:12001", "--drop", "20%", "--seed", "7", "-q", "--metrics", "127.0.0.1:9302")
+	udpSrv.waitFor(t, "metrics on", 30*time.Second)
+	tcpSrv.waitFor(t, "metrics on", 30*time.Second)
+	prom := testutil.StartPrometheus(t, func(c *exec.Cmd) error { return lossy.StartIn(ns, c) }, testutil.NetnsHTTPClient(h), "127.0.0.1:9090", map[string][]string{
+		"servers": {"127.0.0.1:9301", "127.0.0.1:9302"},
+		"clients": {"127.0.0.1:9311", "127.0.0.1:9312", "127.0.0.1:9313"},
+	}, 200*time.Millisecond)
+
+	const n = 300
+	type client struct {
+		proto, target string
+		c             *child
+		csv           string
+	}
+	clients := []*client{
+		{proto: "udp", target: "127.0.0.1:12000"},
+		{proto: "tcp", target: "127.0.0.1:12001"},
+		{proto: "icmp", target: "127.0.0.1"},
+	}
+	for i, cl := range clients {
+		cl.csv = filepath.Join(dir, cl.proto+".csv")
+		cmd := []string{cl.proto, "ping"}
+		if cl.proto == "icmp" {
+			cmd = []string{"ping"}
+		}
+		cl.c = startChild(t, ns, append(cmd, cl.target, "-c", strconv.Itoa(n), "-i", "0.01", "-W", "0.5", "-q", "--csv", cl.csv,
+			"--metrics", fmt.Sprintf("127.0.0.1:%d", 9311+i), "--metrics-linger", "2m")...)
+	}
+	for _, cl := range clients {
+		out := cl.c.waitFor(t, "packets transmitted", 2*time.Minute)
+		out = cl.c.waitFor(t, "rtt p50/p90/p99", 10*time.Second)
+		tx, rx, errs, _ := summary(t, out)
+		sel := fmt.Sprintf(`{target=%q,protocol=%q}`, cl.target, cl.proto)
+		t.Logf("%s summary: %d transmitted, %d received, %d errors", cl.proto, tx, rx, errs)
+		for _, c := range []struct {
+			metric string
+			want   int
+		}{
+			{"pinglab_probe_sent_total", tx},
+			{"pinglab_probe_received_total", rx},
+			{"sum(pinglab_probe_errors_total" + sel + ") or vector(0)", errs},
+			{"pinglab_probe_rtt_seconds_count", rx},
+		} {
+			expr := c.metric
+			if !strings.Contains(expr, "(") {
+				expr += sel
+			}
+			if got := prom.WaitScalar(t, expr, float64(c.want), 15*time.Second); got != float64(c.want) {
+				t.Errorf("%s: Prometheus says %g, pinglab's summary %d", expr, got, c.want)
+			}
+		}
+		if cl.proto == "udp" {
+			// Every error is the server's Port Unreachable, type 3 code 3.
+			expr := fmt.Sprintf(`pinglab_probe_errors_total{target=%q,protocol="udp",icmp_type="3",icmp_code="3"}`, cl.target)
+			if got := prom.WaitScalar(t, expr, float64(errs), 5*time.Second); got != float64(errs) || errs == 0 {
+				t.Errorf("%s = %g, summary errors %d (want some)", expr, got, errs)
+			}
+		}
+		if tx != n || (cl.proto != "icmp" && (rx > n*9/10 || rx < n/2)) {
+			t.Errorf("%s: %d sent, %d received of %d: not the drop asked for", cl.proto, tx, rx, n)
+		}
+		p := percentiles(t, out)
+		for i, q := range []float64{0.5, 0.9, 0.99} {
+			got, _ := prom.Scalar(t, fmt.Sprintf("histogram_quantile(%g, pinglab_probe_rtt_seconds_bucket%s)", q, sel))
+			withinBucket(t, fmt.Sprintf("%s p%g", cl.proto, q*100), got, p[i])
+		}
+		got, _ := prom.Scalar(t, fmt.Sprintf("histogram_quantile(0.95, pinglab_probe_rtt_seconds_bucket%s)", sel))
+		withinBucket(t, cl.proto+" p95", got, csvP95(t, cl.csv))
+		if code := cl.c.interrupt(t); code != 0 {
+			t.Errorf("%s ping: exit %d after Ctrl-C in its linger\n%s", cl.proto, code, cl.c.err.String())
+		}
+	}
+
+	// The servers' tables, printed at Ctrl-C, against what Prometheus scraped last.
+	udpSel, tcpSel := `{client="127.0.0.1"}`, `{client="127.0.0.1"}`
+	udpWant := map[string]float64{}
+	for i, m := range []string{"datagrams_received_total", "datagrams_echoed_total", "datagrams_dropped_total", "icmp_errors_sent_total"} {
+		udpWant["pinglab_udp_server_"+m+udpSel] = float64(i)
+	}
+	udpVals := map[string]float64{}
+	for m := range udpWant {
+		udpVals[m], _ = prom.Scalar(t, m)
+	}
+	tcpVals := map[string]float64{}
+	tcpNames := []string{"connections_accepted_total", "connections_refused_total", "messages_received_total", "messages_echoed_total", "messages_dropped_total"}
+	for _, m := range tcpNames {
+		tcpVals[m], _ = prom.Scalar(t, "pinglab_tcp_server_"+m+tcpSel)
+	}
+	udpSrv.interrupt(t)
+	tcpSrv.interrupt(t)
+	udpTable := serverTotals(t, udpSrv.out.String()) // received, echoed, dropped, errors
+	for m, i := range udpWant {
+		if udpVals[m] != udpTable[int(i)] {
+			t.Errorf("%s: Prometheus %g, the server's table %g", m, udpVals[m], udpTable[int(i)])
+		}
+	}
+	udpTx, _, udpErrs, _ := summary(t, clients[0].c.out.String())
+	if udpTable[0] != float64(udpTx) || udpTable[3] != float64(udpErrs) || udpTable[2] == 0 {
+		t.Errorf("udp server table %v against the client's %d sent and %d errors", udpTable, udpTx, udpErrs)
+	}
+	tcpTable := serverTotals(t, tcpSrv.out.String()) // connections, refused, received, echoed, dropped
+	for i, m := range tcpNames {
+		if tcpVals[m] != tcpTable[i] {
+			t.Errorf("pinglab_tcp_server_%s: Prometheus %g, the server's table %g", m, tcpVals[m], tcpTable[i])
+		}
+	}
+	_, tcpRx, _, _ := summary(t, clients[1].c.out.String())
+	if tcpTable[3] != float64(tcpRx) || tcpTable[4] == 0 || math.Abs(tcpTable[2]-n) > 0 {
+		t.Errorf("tcp server table %v against the client's %d sent and %d received", tcpTable, n, tcpRx)
+	}
+}
