@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -284,4 +285,92 @@ func TestPrometheusAgreesWithSummaries(t *testing.T) {
 	if tcpTable[3] != float64(tcpRx) || tcpTable[4] == 0 || math.Abs(tcpTable[2]-n) > 0 {
 		t.Errorf("tcp server table %v against the client's %d sent and %d received", tcpTable, n, tcpRx)
 	}
+}
+
+// rssBytes is a process's resident set, from /proc.
+func rssBytes(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	t.Fatalf("no VmRSS in /proc/%d/status", pid)
+	return 0
+}
+
+// TestServerMetricsManyClients sends pings from 5,000 loopback addresses (127.1.x.y) to a UDP
+// server with --metrics: its series stay at the cap plus client="other", the counts add up to
+// what was sent, and its RSS stays bounded.
+func TestServerMetricsManyClients(t *testing.T) {
+	testutil.RequireRoot(t) // not for the privilege: for a machine whose loopback is 127.0.0.0/8
+	srvAddr, mAddr := freeUDP(t), freeTCP(t)
+	srv := startChild(t, "", "udp", "server", "--listen", srvAddr, "-q", "--metrics", mAddr)
+	srv.waitFor(t, "metrics on", 30*time.Second)
+	url := "http://" + mAddr + "/metrics"
+	rss0 := rssBytes(t, srv.cmd.Process.Pid)
+	const clients, each = 5000, 4
+	dst, err := net.ResolveUDPAddr("udp4", srvAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	echoed := 0
+	buf := make([]byte, 128)
+	for i := range clients {
+		src := &net.UDPAddr{IP: net.IPv4(127, 1, byte(i/250), byte(i%250+1))}
+		c, err := net.DialUDP("udp4", src, dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for seq := 1; seq <= each; seq++ {
+			if _, err := fmt.Fprintf(c, "ping %d 2026-12-01 20:00:00.000000", seq); err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetReadDeadline(time.Now().Add(time.Second))
+			if _, err := c.Read(buf); err == nil {
+				echoed++
+			}
+		}
+		c.Close()
+		if i%1000 == 999 {
+			body := scrape(t, url)
+			if n := strings.Count(body, "\npinglab_udp_server_datagrams_received_total{"); n > metrics.DefaultClients+1 {
+				t.Fatalf("%d received series after %d clients, over the cap of %d (+1 other)", n, i+1, metrics.DefaultClients)
+			}
+		}
+	}
+	body := promtoolCheck(t, url)
+	rss1 := rssBytes(t, srv.cmd.Process.Pid)
+	t.Logf("server RSS %d kB before, %d kB after %d clients × %d pings; %d echoed", rss0>>10, rss1>>10, clients, each, echoed)
+	var total float64
+	series := 0
+	other := -1.0
+	for _, line := range strings.Split(body, "\n") {
+		if rest, ok := strings.CutPrefix(line, "pinglab_udp_server_datagrams_received_total{"); ok {
+			series++
+			v, _ := strconv.ParseFloat(rest[strings.LastIndex(rest, " ")+1:], 64)
+			total += v
+			if strings.HasPrefix(rest, `client="other"`) {
+				other = v
+			}
+		}
+	}
+	if series != metrics.DefaultClients+1 || total != clients*each || other != (clients-metrics.DefaultClients)*each {
+		t.Errorf("%d series summing to %g (other %g); want %d summing to %d (other %d)", series, total, other,
+			metrics.DefaultClients+1, clients*each, (clients-metrics.DefaultClients)*each)
+	}
+	if echoed != clients*each {
+		t.Errorf("%d of %d pings echoed", echoed, clients*each)
+	}
+	// The server's table holds 4,096 clients; the metrics add nothing per client past the cap.
+	const bound = 64 << 20
+	if rss1 > bound {
+		t.Errorf("server RSS %d MB after %d clients, over %d MB", rss1>>20, clients, bound>>20)
+	}
+	srv.interrupt(t)
 }
