@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/csv"
 	"fmt"
 	"math"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netns"
 
 	"github.com/pinglab/pinglab/internal/metrics"
 	"github.com/pinglab/pinglab/internal/testutil"
@@ -373,4 +376,110 @@ func TestServerMetricsManyClients(t *testing.T) {
 		t.Errorf("server RSS %d MB after %d clients, over %d MB", rss1>>20, clients, bound>>20)
 	}
 	srv.interrupt(t)
+}
+
+// TestExporter200Targets runs the exporter in a lab's client host with 200 targets probed
+// every second: 194 loopback addresses over ICMP (unprivileged, as ping_group_range allows),
+// UDP, TCP echo and TCP connect to servers on the client's loopback and on the lab's server
+// host. A real Prometheus scrapes it; after 10 rounds every target has had its rounds on time,
+// none skipped, and not one probe lost or in error, for none was.
+func TestExporter200Targets(t *testing.T) {
+	testutil.RequireRoot(t)
+	prefix := fmt.Sprintf("plx%d-", os.Getpid())
+	info, err := lossy.LabUp(t.Context(), 2, lossy.WithPrefix(prefix))
+	if err != nil {
+		testutil.SkipOrFail(t, "lab up: %v", err)
+	}
+	t.Cleanup(func() { _ = lossy.LabDown(context.Background(), lossy.WithPrefix(prefix)) })
+	clientNS, serverNS := prefix+lossy.HostClient, prefix+lossy.HostServer
+	server, _ := info.Host(lossy.HostServer)
+	srvIP := server.Addr(false).String()
+	for _, ns := range []string{clientNS, serverNS} {
+		if out, err := exec.Command("ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ping_group_range=0 2147483647").CombinedOutput(); err != nil {
+			t.Fatalf("ping_group_range in %s: %v %s", ns, err, out)
+		}
+	}
+	for _, s := range []struct{ ns, proto, addr string }{
+		{serverNS, "udp", srvIP + ":12000"}, {serverNS, "tcp", srvIP + ":12000"},
+		{clientNS, "udp", "127.0.0.1:12000"}, {clientNS, "tcp", "127.0.0.1:12000"},
+	} {
+		startChild(t, s.ns, s.proto, "server", "--listen", s.addr, "-q").waitFor(t, "echo server on", 30*time.Second)
+	}
+	var cfg strings.Builder
+	cfg.WriteString("defaults:\n  interval: 1s\n  count: 1\n  timeout: 500ms\ntargets:\n")
+	n := 0
+	add := func(target, proto string) {
+		fmt.Fprintf(&cfg, "  - target: %q\n    protocol: %s\n", target, proto)
+		n++
+	}
+	for _, host := range []string{srvIP, "127.0.0.1"} {
+		add(host, "icmp")
+		add(host+":12000", "udp")
+		add(host+":12000", "tcp")
+		add(host+":12000", "tcp-connect")
+	}
+	for i := 0; n < 200; i++ {
+		add(fmt.Sprintf("127.0.%d.%d", 1+i/250, 1+i%250), "icmp")
+	}
+	path := filepath.Join(t.TempDir(), "pinglab.yml")
+	if err := os.WriteFile(path, []byte(cfg.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	exStart := time.Now()
+	ex := startChild(t, clientNS, "exporter", "--config", path, "--listen", "127.0.0.1:9428")
+	ex.waitFor(t, "probing 200 targets", 30*time.Second)
+	exReady := time.Now()
+	h, err := netns.GetFromName(clientNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	prom := testutil.StartPrometheus(t, func(c *exec.Cmd) error { return lossy.StartIn(clientNS, c) }, testutil.NetnsHTTPClient(h),
+		"127.0.0.1:9090", map[string][]string{"exporter": {"127.0.0.1:9428"}}, time.Second)
+	start := time.Now()
+	// Ten rounds each, then a scrape more.
+	time.Sleep(12 * time.Second)
+	elapsed := time.Since(start)
+	q := func(expr string) float64 {
+		v, ok := prom.Scalar(t, expr)
+		if !ok {
+			t.Fatalf("%s: no answer", expr)
+		}
+		return v
+	}
+	if got := q("count(pinglab_probe_sent_total)"); got != 200 {
+		t.Errorf("%g targets' series, want 200", got)
+	}
+	for _, expr := range []string{
+		"sum(pinglab_probe_timeouts_total)", "sum(pinglab_probe_lost_total)", "sum(pinglab_probe_late_replies_total)",
+		"sum(pinglab_exporter_rounds_late_total)", "sum(pinglab_exporter_rounds_skipped_total)", "sum(pinglab_exporter_round_failures_total)",
+		"count(pinglab_probe_errors_total) or vector(0)",
+	} {
+		if got := q(expr); got != 0 {
+			t.Errorf("%s = %g, want 0: %v", expr, got, prom.Query(t, strings.TrimSuffix(strings.TrimPrefix(expr, "sum("), ")")+" > 0"))
+		}
+	}
+	// Each target's rounds by the time of its last scrape: one a second since the exporter
+	// started (a target's first within a second of it, so that 200 do not start at once).
+	for _, s := range prom.Query(t, "pinglab_exporter_rounds_total") {
+		ts, ok := prom.Scalar(t, fmt.Sprintf("timestamp(pinglab_exporter_rounds_total{target=%q,protocol=%q})", s.Metric["target"], s.Metric["protocol"]))
+		if !ok {
+			t.Fatal("no timestamp")
+		}
+		at := time.Unix(0, int64(ts*1e9))
+		lo, hi := at.Sub(exReady).Seconds()-1, at.Sub(exStart).Seconds()+1
+		if s.Value < lo || s.Value > hi {
+			t.Errorf("%s %s: %g rounds %.1fs after the exporter started, want %.1f..%.1f at one a second",
+				s.Metric["protocol"], s.Metric["target"], s.Value, at.Sub(exStart).Seconds(), lo, hi)
+		}
+	}
+	// Sent and received differ by the probe in flight at most.
+	for _, s := range prom.Query(t, "pinglab_probe_sent_total - pinglab_probe_received_total > 1") {
+		t.Errorf("%s %s: %g probes sent and not received", s.Metric["protocol"], s.Metric["target"], s.Value)
+	}
+	sent := q("sum(pinglab_probe_sent_total)")
+	t.Logf("200 targets for %v: %g probes sent, %g received", elapsed.Round(time.Second), sent, q("sum(pinglab_probe_received_total)"))
+	if sent < 200*10 {
+		t.Errorf("%g probes sent in %v, want at least 2000", sent, elapsed)
+	}
 }
