@@ -6,8 +6,8 @@ import (
 	"net"
 	"net/http"
 	"runtime"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"

@@ -23,7 +23,7 @@ type Prometheus struct {
 	// Client is what the queries go through.
 	Client *http.Client
 	cmd    *exec.Cmd
-	log *syncBuffer
+	log    *syncBuffer
 }
 
 type syncBuffer struct {
