@@ -4,6 +4,7 @@
 #   sudo scripts/bench.sh              # the full run, ~5 minutes: 5 rounds, 100,000-probe floods, 10,000 TCP clients
 #   sudo scripts/bench.sh --quick      # ~1.5 minutes: 3 rounds, smaller floods and loads
 #   sudo scripts/bench.sh --no-schedule  # skip the 60-second schedule check (target 5)
+#   sudo scripts/bench.sh --proxy-only   # only what pinglab proxy adds (issue 16), ~30 s
 #   scripts/bench.sh --rounds N --out FILE
 #
 # It builds pinglab (and the load tool scripts/loadgen and the naive Go echo server), starts
@@ -18,15 +19,17 @@ set -euo pipefail
 
 quick=0
 schedule=1
+proxy_only=0
 rounds=
 out=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) quick=1 ;;
 	--no-schedule) schedule=0 ;;
+	--proxy-only) proxy_only=1 ;;
 	--rounds) rounds="$2"; shift ;;
 	--out) out="$2"; shift ;;
-	-h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -159,6 +162,54 @@ rss_kb() { awk '$1 == "VmHWM:" {print $2}' "/proc/$1/status"; }
 load1() { cut -d' ' -f1 /proc/loadavg; }
 loads=("$(load1)")
 
+# What pinglab proxy adds (issue 16): the RTT median of one probe in flight straight to a
+# server and through a proxy with no impairment, UDP and TCP, interleaved in each round; and
+# its forwarding rate, loadgen's echoes through it (each echo is two datagrams forwarded).
+# Fresh servers of their own, so that the rest of the bench does not share them.
+proxy_started=0
+p50_us() { sed -n 's|^rtt p50/p90/p99 = \([0-9.]*\)/.*|\1|p' | awk '{printf "%.0f\n", $1 * 1000}'; }
+proxy_round() {
+	if [ "$proxy_started" = 0 ]; then
+		start pxudp "$pl" udp server -q -l "127.0.0.1:$(port 20)"
+		start pxtcp "$pl" tcp server -q -l "127.0.0.1:$(port 21)"
+		start pxu "$pl" proxy -q -l "127.0.0.1:$(port 22)" --to "127.0.0.1:$(port 20)"
+		start pxt "$pl" proxy -q --proto tcp -l "127.0.0.1:$(port 23)" --to "127.0.0.1:$(port 21)"
+		wait_udp
+		for p in 21 23; do wait_tcp "$(port $p)"; done
+		proxy_started=1
+	fi
+	add px_udp_direct "$("$pl" udp ping -i 0 -c 3000 -q "127.0.0.1:$(port 20)" | p50_us)"
+	add px_udp_via "$("$pl" udp ping -i 0 -c 3000 -q "127.0.0.1:$(port 22)" | p50_us)"
+	add px_tcp_direct "$("$pl" tcp ping -i 0 -c 3000 -q "127.0.0.1:$(port 21)" | p50_us)"
+	add px_tcp_via "$("$pl" tcp ping -i 0 -c 3000 -q "127.0.0.1:$(port 23)" | p50_us)"
+	add px_fwd_direct "$(field echoes_per_s "$("$lg" udp -addr "127.0.0.1:$(port 20)" -duration "${udp_secs}s")")"
+	add px_fwd "$(field echoes_per_s "$("$lg" udp -addr "127.0.0.1:$(port 22)" -duration "${udp_secs}s")")"
+}
+proxy_rows() {
+	local ud uv td tv fd fv
+	ud=$(median px_udp_direct) uv=$(median px_udp_via) td=$(median px_tcp_direct) tv=$(median px_tcp_via)
+	fd=$(median px_fwd_direct) fv=$(median px_fwd)
+	echo "| 16 | \`pinglab proxy\`, no impairment: UDP RTT p50, one probe in flight (µs) | via proxy $uv | direct $ud | +$((uv - ud)) µs | < 50 µs added | $(ok "$uv - $ud < 50") |"
+	echo "| 16 | \`pinglab proxy\`, no impairment: TCP RTT p50, one probe in flight (µs) | via proxy $tv | direct $td | +$((tv - td)) µs | < 50 µs added | $(ok "$tv - $td < 50") |"
+	echo "| 16 | \`pinglab proxy\` forwarding: UDP echoes/s, 4 clients × 32 in flight (datagrams forwarded/s: twice that) | via proxy $fv ($((fv * 2)) forwarded/s) | direct $fd | $(r "$fv" "$fd") | reported | – |"
+}
+ok() { awk "BEGIN {print ($1) ? \"yes\" : \"**no**\"}"; }
+r() { awk -v a="$1" -v b="$2" 'BEGIN {if (b + 0 == 0 || a == "n/a" || b == "n/a") print "n/a"; else printf "%.2f×\n", a / b}'; }
+if [ "$proxy_only" = 1 ]; then
+	for i in $(seq "$rounds"); do
+		log "proxy round $i of $rounds (load average $(load1))"
+		proxy_round
+	done
+	{
+		echo "pinglab $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?'), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $rounds rounds, medians over the rounds; load average 1 min $(load1)"
+		echo
+		echo "| # | what | pinglab | peer | ratio | target | met |"
+		echo "| --- | --- | --- | --- | --- | --- | --- |"
+		proxy_rows
+	} | tee ${out:+"$out"}
+	exit 0
+fi
+
 # Target 5 runs in the background through the whole bench: one probe a second costs the other
 # measurements nothing, and the schedule is checked under the bench's own load.
 if [ "$schedule" = 1 ]; then
@@ -223,6 +274,7 @@ for r in $(seq "$rounds"); do
 			sed -n 's|^rtt p50/p90/p99 = \([0-9.]*\)/.*|\1|p')
 		add "udp1_${s%:*}" "$(awk -v v="$p50" 'BEGIN {printf "%.0f\n", v * 1000}')"
 	done
+	proxy_round
 
 	# 4. TCP saturation, as the issue measures it: sat_conns connections each pinging every
 	# sat_interval, more than any of the servers answers; the figure is what comes back.
@@ -285,8 +337,6 @@ stop pytcp
 loads+=("$(load1)")
 
 # The table.
-r() { awk -v a="$1" -v b="$2" 'BEGIN {if (b + 0 == 0 || a == "n/a" || b == "n/a") print "n/a"; else printf "%.2f×\n", a / b}'; }
-ok() { awk "BEGIN {print ($1) ? \"yes\" : \"**no**\"}"; }
 
 m_rtt_i=$(median rtt_iputils) m_rtt_p=$(median rtt_pinglab)
 m_fl_i=$(median flood_iputils) m_fl_p=$(median flood_pinglab)
@@ -317,4 +367,5 @@ m_ver=$(median version) m_ver_i=$(median version_iputils)
 	echo "| 4 | | | Python threaded (once, after the rounds) $m_sat_py | $(r "$m_sat_pl" "$m_sat_py") | ≥ 10× | $(ok "$m_sat_pl >= 10 * $m_sat_py") |"
 	echo "| 5 | schedule, 60 probes at -i 1 | $sched | | | within ±2 ms | $sched_ok |"
 	echo "| 6 | \`pinglab --version\` (ms, median of 30) | $m_ver | \`ping -V\` $m_ver_i | $(r "$m_ver" "$m_ver_i") | ≤ 20 ms | $(ok "$m_ver <= 20") |"
+	proxy_rows
 } | tee ${out:+"$out"}
