@@ -178,10 +178,10 @@ proxy_round() {
 		for p in 21 23; do wait_tcp "$(port $p)"; done
 		proxy_started=1
 	fi
-	add px_udp_direct "$("$pl" udp ping -i 0 -c 3000 -q "127.0.0.1:$(port 20)" | p50_us)"
-	add px_udp_via "$("$pl" udp ping -i 0 -c 3000 -q "127.0.0.1:$(port 22)" | p50_us)"
-	add px_tcp_direct "$("$pl" tcp ping -i 0 -c 3000 -q "127.0.0.1:$(port 21)" | p50_us)"
-	add px_tcp_via "$("$pl" tcp ping -i 0 -c 3000 -q "127.0.0.1:$(port 23)" | p50_us)"
+	add px_udp_direct "$("$pl" udp ping -i 0 -c 3000 -q --percentiles "127.0.0.1:$(port 20)" | p50_us)"
+	add px_udp_via "$("$pl" udp ping -i 0 -c 3000 -q --percentiles "127.0.0.1:$(port 22)" | p50_us)"
+	add px_tcp_direct "$("$pl" tcp ping -i 0 -c 3000 -q --percentiles "127.0.0.1:$(port 21)" | p50_us)"
+	add px_tcp_via "$("$pl" tcp ping -i 0 -c 3000 -q --percentiles "127.0.0.1:$(port 23)" | p50_us)"
 	add px_fwd_direct "$(field echoes_per_s "$("$lg" udp -addr "127.0.0.1:$(port 20)" -duration "${udp_secs}s")")"
 	add px_fwd "$(field echoes_per_s "$("$lg" udp -addr "127.0.0.1:$(port 22)" -duration "${udp_secs}s")")"
 }
@@ -270,7 +270,7 @@ for r in $(seq "$rounds"); do
 	done
 	# One client, one datagram in flight: pinglab's client, RTT p50 in µs.
 	for s in python:5 pinglab:6; do
-		p50=$("$pl" udp ping -i 0 -c 3000 -q "127.0.0.1:$(port "${s#*:}")" |
+		p50=$("$pl" udp ping -i 0 -c 3000 -q --percentiles "127.0.0.1:$(port "${s#*:}")" |
 			sed -n 's|^rtt p50/p90/p99 = \([0-9.]*\)/.*|\1|p')
 		add "udp1_${s%:*}" "$(awk -v v="$p50" 'BEGIN {printf "%.0f\n", v * 1000}')"
 	done
