@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"slices"
@@ -86,6 +87,9 @@ type Config struct {
 	LocalAddr netip.Addr
 	// Socket holds the connections' TTL, TOS and interface; the zero value keeps the system's.
 	Socket sock.Options
+	// OneWay asks the server for one-way receipts (pinglab's extension, as over UDP): it needs
+	// a Size of at least OneWaySize, the default then.
+	OneWay bool
 }
 
 // A Client sends pings over TCP and reads their echoes, the server's "LOST" and the errors of
@@ -107,6 +111,7 @@ type Client struct {
 	v6     bool
 	size   int
 	sbuf   []byte // Send's
+	id     uint64 // the run's, in one-way requests
 
 	life   context.Context // ends with Close
 	cancel context.CancelFunc
@@ -134,6 +139,10 @@ type stream struct {
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	size := cfg.Size
 	switch {
+	case cfg.OneWay && size == 0:
+		size = OneWaySize
+	case cfg.OneWay && size < OneWaySize:
+		return nil, fmt.Errorf("tcpping: %w, not %d", errSizeOneWay, size)
 	case size == 0:
 		size = DefaultSize
 	case size < MinSize:
@@ -162,6 +171,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		v6:      remote.Addr().Is6(),
 		size:    size,
 		sbuf:    make([]byte, 0, size+32),
+		id:      rand.Uint64(),
 		life:    life,
 		cancel:  cancel,
 		rx:      make(chan probe.Packet, 64),
@@ -271,7 +281,7 @@ func (c *Client) write(st *stream, seq int) (time.Time, bool, error) {
 	st.outstanding = append(st.outstanding, seq)
 	c.mu.Unlock()
 	now := time.Now()
-	c.sbuf = AppendPing(c.sbuf[:0], seq, now, c.size)
+	c.sbuf = c.message(seq, now)
 	_ = st.c.SetWriteDeadline(now.Add(c.cfg.Timeout))
 	_, err := st.c.Write(c.sbuf)
 	if err == nil {
@@ -379,8 +389,12 @@ func (c *Client) line(st *stream, line []byte, at time.Time) {
 		c.mu.Unlock()
 		c.deliver(probe.Packet{
 			Seq: seq, Kind: probe.KindReply, Time: at, Bytes: len(line), From: c.from,
-			Data: bytes.Clone(line), Connect: st.connect,
+			Data: bytes.Clone(line), Connect: st.connect, Receipt: c.receipt(line),
 		})
+		return
+	}
+	if p, ok := c.status(line, at); ok {
+		c.deliver(p)
 		return
 	}
 	lost := isWord(line, lostWord)

@@ -231,6 +231,8 @@ type Server struct {
 
 	wg       sync.WaitGroup
 	refusing chan struct{}
+
+	ledger pingmsg.Ledger // the one-way extension's receipts
 }
 
 // Listen opens the server's socket. A failure to bind says why (address in use, permission).
@@ -580,7 +582,7 @@ func (c *conn) consume(ctx context.Context, buf []byte, n int) (reason string, c
 				return reason, true
 			}
 		} else {
-			pingmsg.Upper(piece)
+			c.s.answer(piece, start && complete, c.addr.Addr())
 			w += copy(buf[w:], piece)
 			if c.out != nil {
 				// Each message keeps its own delay: send what is gathered now.

@@ -236,9 +236,15 @@ Examples:
    pinglab tcp ping 127.0.0.1 -c 5 --connect per-ping     # a connection per ping, as the handout's client
    pinglab tcp ping [::1]:12000 -c 10 -i 0.2 -s 64        # IPv6, 5 pings a second, 64-byte messages
    pinglab tcp ping localhost -c 10 --format assignment   # the handout's output
-   pinglab tcp ping 127.0.0.1 -c 100 -i 0 -q --csv rtt.csv`,
+   pinglab tcp ping 127.0.0.1 -c 100 -i 0 -q --csv rtt.csv
+   pinglab tcp ping 10.0.0.2 -c 300 -i 10ms -q --one-way  # which way was the delay?
+
+--one-way asks pinglab's server for a receipt in each echo, as "udp ping --one-way" does (-s
+at least 127 then): TCP loses no ping on the way (it retransmits), so it shows which way the
+delay and its variation were, and which way a ping that timed out was stuck.`,
 		Flags: append(clientFlags(tcpping.DefaultSize),
 			&cli.StringFlag{Name: "connect", Value: tcpping.ConnectKeep.String(), Usage: "`MODE`: keep (one connection, reconnecting after LOST) or per-ping (a new connection per ping)"},
+			oneWayFlag(),
 		),
 		Action: tcpPing,
 	}
@@ -267,17 +273,21 @@ func tcpPing(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.Bool("one-way") && !c.IsSet("size") {
+		size = 0 // the one-way default
+	}
 	cl, err := tcpping.Dial(c.Context, tcpping.Config{
 		Addr:    host,
 		Network: "tcp" + family,
 		Size:    size,
 		Connect: mode,
 		Timeout: cr.opts.Timeout,
+		OneWay:  c.Bool("one-way"),
 	})
 	if err != nil {
 		return failure(c, err)
 	}
 	defer cl.Close()
-	h := report.Header{Proto: "tcp", Target: host, Addr: cl.RemoteAddr().String(), Size: cl.Size()}
+	h := report.Header{Proto: "tcp", Target: host, Addr: cl.RemoteAddr().String(), Size: cl.Size(), OneWay: c.Bool("one-way")}
 	return cr.run(c.Context, h, cl)
 }
