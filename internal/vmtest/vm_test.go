@@ -1,0 +1,281 @@
+package vmtest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pinglab/pinglab/internal/testutil"
+)
+
+// vmEnv switches TestVM on; without it the test skips, so that `go test ./...` does not boot a
+// VM. scripts/vm.sh sets it and kernelEnv.
+const (
+	vmEnv     = "PINGLAB_VM_TESTS"
+	kernelEnv = "PINGLAB_VM_KERNEL"
+	// scriptEnv names a shell script the VM runs instead of the tests, with pinglab, the test
+	// binaries and the tools at hand: how the README's VM transcripts were made.
+	scriptEnv = "PINGLAB_VM_SCRIPT"
+)
+
+// modules are what the tests need of the kernel beyond what Debian builds in: netem and the
+// other qdiscs the tests put on links, veth for labs, TUN, and the nftables expressions
+// pinglab's rules and the nft witness use. Their dependencies come from modules.dep.
+var modules = []string{
+	"sch_netem", "sch_tbf", "sch_htb", "veth", "tun",
+	"nf_tables", "nft_numgen", "nft_reject_inet", "nft_reject_ipv4", "nft_reject_ipv6",
+	// vishvananda/netlink opens an XFRM socket with every handle.
+	"xfrm_user",
+}
+
+// tools are the witnesses the tests compare pinglab with; they go in with their libraries.
+var tools = []string{"tc", "nft", "ip", "ping", "traceroute"}
+
+// toolFiles are data files the tools read: nft resolves protocol names ("ipv6-icmp") through
+// /etc/protocols.
+var toolFiles = []string{"/etc/protocols", "/etc/services"}
+
+func TestVM(t *testing.T) {
+	if os.Getenv(vmEnv) != "1" {
+		t.Skipf("set %s=1 and %s, or run scripts/vm.sh: it boots Debian's kernel under QEMU", vmEnv, kernelEnv)
+	}
+	k, err := FindKernel(os.Getenv(kernelEnv))
+	if err != nil {
+		t.Fatalf("%s: %v (scripts/vm.sh fetches the kernel)", kernelEnv, err)
+	}
+	for _, p := range []string{"qemu-system-x86_64", "ldd"} {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Fatalf("%s: %v (Debian: apt-get install qemu-system-x86)", p, err)
+		}
+	}
+	busybox := "/bin/busybox"
+	if out, err := exec.Command("ldd", busybox).CombinedOutput(); err == nil {
+		t.Fatalf("%s is not static (%s); apt-get install busybox-static", busybox, strings.TrimSpace(string(out)))
+	}
+	dir := t.TempDir()
+	root, pkgs := rootTestPackages(t)
+	start := time.Now()
+	steps := build(t, root, dir, pkgs)
+	bins := steps
+	if script := os.Getenv(scriptEnv); script != "" {
+		steps = []Step{{Name: "script", Dir: "/root", Args: []string{"/bin/sh", "-x", "/root/script.sh"}, Env: []string{"PINGLAB_VM=1"}}}
+	}
+	t.Logf("built pinglab and %d test binaries in %v", len(pkgs), time.Since(start).Round(time.Millisecond))
+
+	im := Image{
+		Kernel:  k,
+		Busybox: busybox,
+		Modules: modules,
+		Tools:   tools,
+		Files: map[string]string{
+			"/usr/bin/pinglab": filepath.Join(dir, "pinglab"),
+			"/src/testdata":    filepath.Join(root, "testdata"),
+		},
+		Etc: map[string]string{
+			"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+			"etc/group":  "root:x:0:\nnogroup:x:65534:\n",
+			"etc/hosts":  "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+		},
+		Steps: steps,
+	}
+	for _, f := range toolFiles {
+		if _, err := os.Stat(f); err != nil {
+			t.Fatalf("%v (Debian: apt-get install netbase)", err)
+		}
+		im.Files[f] = f
+	}
+	if script := os.Getenv(scriptEnv); script != "" {
+		im.Files["/root/script.sh"] = script
+	}
+	for _, s := range bins {
+		im.Files[path.Join(s.Dir, path.Base(s.Args[0]))] = filepath.Join(dir, path.Base(s.Args[0]))
+	}
+	initrd := filepath.Join(dir, "initrd.gz")
+	f, err := os.Create(initrd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := im.Write(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(initrd); err == nil {
+		t.Logf("initramfs: %.1f MB", float64(st.Size())/1e6)
+	}
+
+	ctx := context.Background()
+	if d, ok := t.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, d.Add(-30*time.Second))
+		defer cancel()
+	}
+	m := Machine{Kernel: k, Initrd: initrd, MemoryMB: 2048, CPUs: 2, Console: filepath.Join(dir, "console.log")}
+	m.Accel = "tcg"
+	start = time.Now()
+	if err := ProbeKVM(ctx, m, 10*time.Second); err != nil {
+		t.Logf("KVM does not work here, booting with TCG: %v", err)
+	} else {
+		m.Accel = "kvm"
+	}
+	t.Logf("accelerator: %s (probe took %v)", m.Accel, time.Since(start).Round(time.Millisecond))
+
+	events := make(chan Event, 1024)
+	errc := make(chan error, 1)
+	start = time.Now()
+	go func() {
+		errc <- m.Run(ctx, func(r io.Reader) error {
+			return Scan(r, func(e Event) { events <- e })
+		})
+		close(events)
+	}()
+	var kernel string
+	var done bool
+	ran := map[string]bool{}
+	for e := range events {
+		switch e.Kind {
+		case "kernel":
+			kernel = e.Name
+			fmt.Printf("guest kernel (uname -r): %s\n", kernel)
+		case "line":
+			fmt.Println(e.Line)
+		case "begin":
+			ran[e.Name] = true
+			t.Run(e.Name, func(t *testing.T) { stepOutput(t, e.Name, events) })
+		case "done":
+			done = true
+		}
+	}
+	err = <-errc
+	t.Logf("the VM ran for %v", time.Since(start).Round(time.Millisecond))
+	if err != nil || !done {
+		t.Errorf("VM: %v, init finished: %v; the kernel's console said:\n%s", err, done, tail(m.Console, 40))
+	}
+	if kernel != k.Version {
+		t.Errorf("guest kernel %q, want %q", kernel, k.Version)
+	}
+	for _, s := range steps {
+		if !ran[s.Name] {
+			t.Errorf("step %s never began", s.Name)
+		}
+	}
+}
+
+// stepOutput prints a step's output until its end mark and fails the subtest where it failed.
+func stepOutput(t *testing.T, name string, events <-chan Event) {
+	for e := range events {
+		switch e.Kind {
+		case "line":
+			fmt.Println(e.Line)
+		case "end":
+			if e.Name != name || e.Code != 0 {
+				t.Errorf("%s in the VM: exit status %d", e.Name, e.Code)
+			}
+			return
+		default:
+			t.Errorf("VM reported %s %s inside step %s", e.Kind, e.Name, name)
+			return
+		}
+	}
+	t.Errorf("the VM stopped during %s", name)
+}
+
+func tail(file string, n int) string {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// rootTestPackages lists the module's packages whose tests need root: those whose tests use
+// internal/testutil, and testutil itself.
+func rootTestPackages(t *testing.T) (root string, pkgs []string) {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}} {{.Path}}").Output()
+	if err != nil {
+		t.Fatalf("go list -m: %v", err)
+	}
+	root, mod, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
+	testutilPath := mod + "/internal/testutil"
+	cmd := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}`, "./...")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=amd64", "CGO_ENABLED=0")
+	out, err = cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 {
+			continue
+		}
+		if f[0] == mod+"/internal/vmtest" {
+			continue // the harness itself, which runs outside
+		}
+		for _, imp := range f {
+			if imp == testutilPath {
+				pkgs = append(pkgs, f[0])
+				break
+			}
+		}
+	}
+	sort.Strings(pkgs)
+	return root, pkgs
+}
+
+// build compiles pinglab and the packages' test binaries, static, into dir, and returns the
+// steps that run them in the VM, each from its package's folder under /src as go test would.
+func build(t *testing.T, root, dir string, pkgs []string) []Step {
+	t.Helper()
+	env := append(os.Environ(), "GOOS=linux", "GOARCH=amd64", "CGO_ENABLED=0")
+	run := func(args ...string) {
+		cmd := exec.Command("go", args...)
+		cmd.Dir, cmd.Env = root, env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	run("build", "-o", filepath.Join(dir, "pinglab"), "./cmd/pinglab")
+	run(append([]string{"test", "-c", "-o", dir + "/"}, pkgs...)...)
+	out, err := exec.Command("go", "list", "-m").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod := strings.TrimSpace(string(out))
+	var steps []Step
+	names := map[string]string{}
+	for _, p := range pkgs {
+		bin := path.Base(p) + ".test"
+		if other, ok := names[bin]; ok {
+			t.Fatalf("%s and %s both build %s", other, p, bin)
+		}
+		names[bin] = p
+		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
+			t.Fatalf("go test -c built no %s: %v", bin, err)
+		}
+		rel := strings.TrimPrefix(strings.TrimPrefix(p, mod), "/")
+		steps = append(steps, Step{
+			Name: strings.ReplaceAll(rel, "/", "."),
+			Dir:  path.Join("/src", rel),
+			Env:  []string{testutil.RequireRootEnv + "=1", "PINGLAB_VM=1"},
+			Args: []string{"./" + bin, "-test.v", "-test.count=1", "-test.timeout=4m"},
+		})
+	}
+	return steps
+}
