@@ -27,3 +27,31 @@ func RequireRoot(t testing.TB) {
 		SkipOrFail(t, "needs root (euid is %d)", os.Geteuid())
 	}
 }
+
+// VMEnv is set to "1" inside internal/vmtest's VM. Its kernel is Debian's, which has every
+// feature the tests use (netem among them), so there a test that would skip for a missing
+// kernel feature fails instead.
+const VMEnv = "PINGLAB_VM"
+
+// InVM reports whether the test runs inside internal/vmtest's VM.
+func InVM() bool { return os.Getenv(VMEnv) == "1" }
+
+// SkipForKernel skips a test whose kernel lacks a feature (this machine's has no netem), or
+// fails it inside the VM, whose kernel has it.
+func SkipForKernel(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if InVM() {
+		t.Fatalf(format+" (inside the VM, whose kernel must have it)", args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// HostOnly skips the test inside the VM, saying why it runs on the host only: a witness the VM
+// does not carry, for something that does not depend on the kernel. Outside the VM it does
+// nothing, so the test still runs (and may not skip) under RequireRootEnv.
+func HostOnly(t testing.TB, why string) {
+	t.Helper()
+	if InVM() {
+		t.Skip("host-only: " + why)
+	}
+}

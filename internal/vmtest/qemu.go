@@ -37,7 +37,8 @@ func (m Machine) args() []string {
 	if m.Accel == "kvm" {
 		return append(a, "-accel", "kvm", "-cpu", "host")
 	}
-	return append(a, "-accel", "tcg")
+	// One host thread per virtual CPU: the guest's two CPUs then run at once.
+	return append(a, "-accel", "tcg,thread=multi")
 }
 
 // Run boots the machine and hands what init prints on the second serial port to read, until

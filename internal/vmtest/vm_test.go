@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -25,6 +27,9 @@ const (
 	// scriptEnv names a shell script the VM runs instead of the tests, with pinglab, the test
 	// binaries and the tools at hand: how the README's VM transcripts were made.
 	scriptEnv = "PINGLAB_VM_SCRIPT"
+	// packagesEnv, where set, lists the packages (as folders: "lossy cmd/pinglab") whose tests
+	// the VM runs, instead of every package with root-only tests.
+	packagesEnv = "PINGLAB_VM_PACKAGES"
 )
 
 // modules are what the tests need of the kernel beyond what Debian builds in: netem and the
@@ -37,8 +42,16 @@ var modules = []string{
 	"xfrm_user",
 }
 
+// mustPass are tests that skip on a kernel without netem and so must be seen passing in the VM:
+// a skip there is a failure.
+var mustPass = map[string][]string{"lossy": {
+	"TestNetemMeasured", "TestNetemLossCorrelation", "TestNetemDelayJitter", "TestNetemDuplicate",
+	"TestNetemReorder", "TestNetemCorrupt", "TestNetemRate", "TestNetemForAndClear", "TestNetemSignals",
+	"TestNetemForeignQdisc", "TestNetemAutoload", "TestNetemMissingError",
+}}
+
 // tools are the witnesses the tests compare pinglab with; they go in with their libraries.
-var tools = []string{"tc", "nft", "ip", "ping", "traceroute"}
+var tools = []string{"tc", "nft", "ip", "ping", "traceroute", "bash"}
 
 // toolFiles are data files the tools read: nft resolves protocol names ("ipv6-icmp") through
 // /etc/protocols.
@@ -64,8 +77,7 @@ func TestVM(t *testing.T) {
 	dir := t.TempDir()
 	root, pkgs := rootTestPackages(t)
 	start := time.Now()
-	steps := build(t, root, dir, pkgs)
-	bins := steps
+	steps, files := buildAll(t, root, dir, pkgs)
 	if script := os.Getenv(scriptEnv); script != "" {
 		steps = []Step{{Name: "script", Dir: "/root", Args: []string{"/bin/sh", "-x", "/root/script.sh"}, Env: []string{"PINGLAB_VM=1"}}}
 	}
@@ -76,10 +88,7 @@ func TestVM(t *testing.T) {
 		Busybox: busybox,
 		Modules: modules,
 		Tools:   tools,
-		Files: map[string]string{
-			"/usr/bin/pinglab": filepath.Join(dir, "pinglab"),
-			"/src/testdata":    filepath.Join(root, "testdata"),
-		},
+		Files:   files,
 		Etc: map[string]string{
 			"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
 			"etc/group":  "root:x:0:\nnogroup:x:65534:\n",
@@ -95,9 +104,6 @@ func TestVM(t *testing.T) {
 	}
 	if script := os.Getenv(scriptEnv); script != "" {
 		im.Files["/root/script.sh"] = script
-	}
-	for _, s := range bins {
-		im.Files[path.Join(s.Dir, path.Base(s.Args[0]))] = filepath.Join(dir, path.Base(s.Args[0]))
 	}
 	initrd := filepath.Join(dir, "initrd.gz")
 	f, err := os.Create(initrd)
@@ -142,6 +148,7 @@ func TestVM(t *testing.T) {
 	var kernel string
 	var done bool
 	ran := map[string]bool{}
+	verdicts := map[string]string{} // test name -> PASS, FAIL or SKIP, as the VM's tests said
 	for e := range events {
 		switch e.Kind {
 		case "kernel":
@@ -151,7 +158,7 @@ func TestVM(t *testing.T) {
 			fmt.Println(e.Line)
 		case "begin":
 			ran[e.Name] = true
-			t.Run(e.Name, func(t *testing.T) { stepOutput(t, e.Name, events) })
+			t.Run(e.Name, func(t *testing.T) { stepOutput(t, e.Name, events, verdicts) })
 		case "done":
 			done = true
 		}
@@ -169,14 +176,29 @@ func TestVM(t *testing.T) {
 			t.Errorf("step %s never began", s.Name)
 		}
 	}
+	if os.Getenv(scriptEnv) == "" {
+		for step, names := range mustPass {
+			for _, name := range names {
+				if v := verdicts[name]; ran[step] && v != "PASS" {
+					t.Errorf("%s in the VM: %q, want PASS", name, v)
+				}
+			}
+		}
+	}
 }
 
+// verdictLine matches go test's verdict of one test: "--- PASS: TestX (0.01s)".
+var verdictLine = regexp.MustCompile(`^\s*--- (PASS|FAIL|SKIP): (\S+)`)
+
 // stepOutput prints a step's output until its end mark and fails the subtest where it failed.
-func stepOutput(t *testing.T, name string, events <-chan Event) {
+func stepOutput(t *testing.T, name string, events <-chan Event, verdicts map[string]string) {
 	for e := range events {
 		switch e.Kind {
 		case "line":
 			fmt.Println(e.Line)
+			if m := verdictLine.FindStringSubmatch(e.Line); m != nil {
+				verdicts[m[2]] = m[1]
+			}
 		case "end":
 			if e.Name != name || e.Code != 0 {
 				t.Errorf("%s in the VM: exit status %d", e.Name, e.Code)
@@ -235,13 +257,20 @@ func rootTestPackages(t *testing.T) (root string, pkgs []string) {
 			}
 		}
 	}
+	if only := strings.Fields(os.Getenv(packagesEnv)); len(only) > 0 {
+		pkgs = slices.DeleteFunc(pkgs, func(p string) bool {
+			return !slices.Contains(only, strings.TrimPrefix(strings.TrimPrefix(p, mod), "/"))
+		})
+	}
 	sort.Strings(pkgs)
 	return root, pkgs
 }
 
-// build compiles pinglab and the packages' test binaries, static, into dir, and returns the
-// steps that run them in the VM, each from its package's folder under /src as go test would.
-func build(t *testing.T, root, dir string, pkgs []string) []Step {
+// buildAll compiles pinglab and the packages' test binaries, static, into dir, and returns the
+// steps that run their root-only tests in the VM, each from its package's folder under /src as
+// go test would, and the files the VM needs for them: the binaries, the README (its examples
+// are a test) and the testdata folders.
+func buildAll(t *testing.T, root, dir string, pkgs []string) ([]Step, map[string]string) {
 	t.Helper()
 	env := append(os.Environ(), "GOOS=linux", "GOARCH=amd64", "CGO_ENABLED=0")
 	run := func(args ...string) {
@@ -259,6 +288,11 @@ func build(t *testing.T, root, dir string, pkgs []string) []Step {
 	}
 	mod := strings.TrimSpace(string(out))
 	var steps []Step
+	files := map[string]string{
+		"/usr/bin/pinglab": filepath.Join(dir, "pinglab"),
+		"/src/testdata":    filepath.Join(root, "testdata"),
+		"/src/README.md":   filepath.Join(root, "README.md"),
+	}
 	names := map[string]string{}
 	for _, p := range pkgs {
 		bin := path.Base(p) + ".test"
@@ -270,12 +304,23 @@ func build(t *testing.T, root, dir string, pkgs []string) []Step {
 			t.Fatalf("go test -c built no %s: %v", bin, err)
 		}
 		rel := strings.TrimPrefix(strings.TrimPrefix(p, mod), "/")
+		tests, err := RootTests(filepath.Join(root, rel), mod+"/internal/testutil", p == mod+"/internal/testutil")
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[path.Join("/src", rel, bin)] = filepath.Join(dir, bin)
+		if _, err := os.Stat(filepath.Join(root, rel, "testdata")); err == nil && rel != "" {
+			files[path.Join("/src", rel, "testdata")] = filepath.Join(root, rel, "testdata")
+		}
+		if len(tests) == 0 {
+			t.Fatalf("%s imports testutil in its tests but no test reaches it", p)
+		}
 		steps = append(steps, Step{
 			Name: strings.ReplaceAll(rel, "/", "."),
 			Dir:  path.Join("/src", rel),
 			Env:  []string{testutil.RequireRootEnv + "=1", "PINGLAB_VM=1"},
-			Args: []string{"./" + bin, "-test.v", "-test.count=1", "-test.timeout=4m"},
+			Args: []string{"./" + bin, "-test.v", "-test.count=1", "-test.timeout=4m", "-test.run=^(" + strings.Join(tests, "|") + ")$"},
 		})
 	}
-	return steps
+	return steps, files
 }
