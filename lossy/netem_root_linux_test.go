@@ -219,35 +219,59 @@ func TestNetemDelayJitter(t *testing.T) {
 	// delay (TCG on a busy machine adds tens of milliseconds at 1000 probes a second), and the
 	// delay is long against what it adds even so.
 	const n, every = 500, 5 * time.Millisecond
-	base := sortedRTTs(first(replies(measureEvery(t, client, server, dst, 100, every))))
-	baseMedian := quantile(base, 0.5)
+	base := quantile(sortedRTTs(first(replies(measureEvery(t, client, server, dst, 100, every)))), 0)
 	const delay, jitter = 100 * time.Millisecond, 20 * time.Millisecond
 	applyNetemSeen(t, server, Netem{Dev: "eth0", Delay: delay, Jitter: jitter}, "delay 100ms  20ms")
-	rtt, counts := replies(measureEvery(t, client, server, dst, n, every))
-	d := sortedRTTs(rtt)
-	if len(d) != n {
-		t.Fatalf("%d of %d replies with delay only (events %v)", len(d), n, counts)
-	}
-	// Without a distribution table netem's jitter is uniform: delay ± jitter, so the median
-	// is the delay, the quartiles half a jitter either side, and nothing below delay - jitter.
-	med, q1, q3, p1 := quantile(d, 0.5)-baseMedian, quantile(d, 0.25)-baseMedian, quantile(d, 0.75)-baseMedian, quantile(d, 0.01)-baseMedian
-	t.Logf("netem delay 100ms jitter 20ms: RTT less the %v without netem: p1 %v, q1 %v, median %v, q3 %v, max %v over %d replies",
-		baseMedian, p1, q1, med, q3, d[len(d)-1]-baseMedian, len(d))
-	for _, c := range []struct {
-		what     string
-		got      time.Duration
-		min, max time.Duration
-	}{
-		// Of 500 draws the quartiles lie within 1.5 ms of uniform's; the VM only adds.
-		{"median", med, delay - 2*time.Millisecond, delay + 4*time.Millisecond},
-		{"first quartile", q1, delay - jitter/2 - 2*time.Millisecond, delay - jitter/2 + 4*time.Millisecond},
-		{"third quartile", q3, delay + jitter/2 - 2*time.Millisecond, delay + jitter/2 + 4*time.Millisecond},
-		{"1st percentile", p1, delay - jitter - time.Millisecond, delay - jitter + 3*time.Millisecond},
-		{"fastest", d[0] - baseMedian, delay - jitter - time.Millisecond, delay - jitter + 3*time.Millisecond},
-	} {
-		if c.got < c.min || c.got > c.max {
-			t.Errorf("%s %v, want %v to %v", c.what, c.got, c.min, c.max)
+	retry(t, func() []string {
+		rtt, counts := replies(measureEvery(t, client, server, dst, n, every))
+		d := sortedRTTs(rtt)
+		if len(d) != n {
+			return []string{fmt.Sprintf("%d of %d replies with delay only (events %v)", len(d), n, counts)}
 		}
+		for i := range d {
+			d[i] -= base
+		}
+		// Without a distribution table netem's jitter is uniform: delay ± jitter, so the
+		// median is the delay, the quartiles half a jitter either side, and nothing comes
+		// before delay - jitter. Of 500 draws the quartiles lie within 1.5 ms of uniform's.
+		t.Logf("netem delay 100ms jitter 20ms: RTT less the fastest without netem (%v): fastest %v, p1 %v, q1 %v, median %v, q3 %v, p99 %v over %d replies",
+			base, d[0], quantile(d, 0.01), quantile(d, 0.25), quantile(d, 0.5), quantile(d, 0.75), quantile(d, 0.99), len(d))
+		var bad []string
+		for _, c := range []struct {
+			what     string
+			q        float64
+			min, max time.Duration
+		}{
+			{"fastest", 0, delay - jitter - time.Millisecond, delay - jitter + 3*time.Millisecond},
+			{"first quartile", 0.25, delay - jitter/2 - 2*time.Millisecond, delay - jitter/2 + 3*time.Millisecond},
+			{"median", 0.5, delay - 2*time.Millisecond, delay + 3*time.Millisecond},
+			{"third quartile", 0.75, delay + jitter/2 - 2*time.Millisecond, delay + jitter/2 + 3*time.Millisecond},
+		} {
+			if got := quantile(d, c.q); got < c.min || got > c.max {
+				bad = append(bad, fmt.Sprintf("%s %v, want %v to %v", c.what, got, c.min, c.max))
+			}
+		}
+		return bad
+	})
+}
+
+// retry runs a measurement up to three times and fails the test with the last one's faults if
+// none was right. A VM short of CPU only ever adds delay and takes throughput away, so a
+// measurement it spoiled is taken again; a wrong qdisc is wrong every time.
+func retry(t *testing.T, try func() []string) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		bad := try()
+		if len(bad) == 0 {
+			return
+		}
+		if attempt == 3 {
+			for _, b := range bad {
+				t.Error(b)
+			}
+			return
+		}
+		t.Logf("attempt %d: %s; measuring again", attempt, strings.Join(bad, "; "))
 	}
 }
 
@@ -272,43 +296,47 @@ func TestNetemReorder(t *testing.T) {
 	client, server, dst := netemLab(t)
 	const delay = 50 * time.Millisecond
 	applyNetemSeen(t, server, Netem{Dev: "eth0", Delay: delay, Reorder: 0.25}, "delay 50ms", "reorder 25%", "gap 1")
-	events := measure(t, client, server, dst, suiteProbes)
-	rtt, counts := replies(events)
-	// With a gap of 1, each packet leaves at once with the reorder probability, ahead of the
-	// delayed ones queued before it; the others wait the delay.
-	var fast int
-	for _, d := range rtt {
-		if d < delay/2 {
-			fast++
+	retry(t, func() []string {
+		events := measure(t, client, server, dst, suiteProbes)
+		rtt, counts := replies(events)
+		// With a gap of 1, each packet leaves at once with the reorder probability, ahead of
+		// the delayed ones queued before it; the others wait the delay.
+		var fast int
+		for _, d := range rtt {
+			if d < delay/2 {
+				fast++
+			}
 		}
-	}
-	// A reply is reordered when it arrives after one with a higher sequence.
-	var arrivals []probe.Event
-	for _, e := range events {
-		if e.Type == probe.EventReply {
-			arrivals = append(arrivals, e)
+		// A reply is reordered when it arrives after one with a higher sequence.
+		var arrivals []probe.Event
+		for _, e := range events {
+			if e.Type == probe.EventReply {
+				arrivals = append(arrivals, e)
+			}
 		}
-	}
-	slices.SortStableFunc(arrivals, func(a, b probe.Event) int { return a.At.Compare(b.At) })
-	var reordered, highest int
-	for _, e := range arrivals {
-		if e.Seq < highest {
-			reordered++
+		slices.SortStableFunc(arrivals, func(a, b probe.Event) int { return a.At.Compare(b.At) })
+		var reordered, highest int
+		for _, e := range arrivals {
+			if e.Seq < highest {
+				reordered++
+			}
+			highest = max(highest, e.Seq)
 		}
-		highest = max(highest, e.Seq)
-	}
-	share := float64(fast) / float64(len(rtt))
-	t.Logf("netem delay 50ms reorder 25%%: %d of %d replies (%.2f%%) sent at once, %d arrived after a later probe's reply (events %v)",
-		fast, len(rtt), 100*share, reordered, counts)
-	if len(rtt) < suiteProbes*99/100 {
-		t.Fatalf("%d replies of %d", len(rtt), suiteProbes)
-	}
-	if share < 0.215 || share > 0.285 {
-		t.Errorf("%.2f%% of replies undelayed, want 25 ± 3.5%%", 100*share)
-	}
-	if reordered < len(rtt)/2 {
-		t.Errorf("%d replies arrived out of order, want most of the delayed ones", reordered)
-	}
+		share := float64(fast) / float64(len(rtt))
+		t.Logf("netem delay 50ms reorder 25%%: %d of %d replies (%.2f%%) sent at once, %d arrived after a later probe's reply (events %v)",
+			fast, len(rtt), 100*share, reordered, counts)
+		var bad []string
+		if len(rtt) < suiteProbes*99/100 {
+			bad = append(bad, fmt.Sprintf("%d replies of %d", len(rtt), suiteProbes))
+		}
+		if share < 0.215 || share > 0.285 {
+			bad = append(bad, fmt.Sprintf("%.2f%% of replies undelayed, want 25 ± 3.5%%", 100*share))
+		}
+		if reordered < len(rtt)/2 {
+			bad = append(bad, fmt.Sprintf("%d replies arrived out of order, want most of the delayed ones", reordered))
+		}
+		return bad
+	})
 }
 
 // udpInCsumErrors reads the UDP checksum errors of the host's namespace.
@@ -405,16 +433,19 @@ func TestNetemRate(t *testing.T) {
 		}
 		return n
 	}
-	read(500 * time.Millisecond)
-	start := time.Now()
-	n := read(3 * time.Second)
-	got := float64(n) / time.Since(start).Seconds()
-	// netem counts whole frames; TCP's payload is 1448 of every 1514 bytes on the wire.
-	t.Logf("netem rate 2Mbit over TCP: %d bytes in %v, %.0f bytes/s of payload (%.1f%% of the rate)",
-		n, time.Since(start).Round(time.Millisecond), got, 100*got/rate)
-	if got < 0.85*rate || got > 1.02*rate {
-		t.Errorf("throughput %.0f bytes/s, want 85 to 102%% of %d", got, rate)
-	}
+	retry(t, func() []string {
+		read(500 * time.Millisecond)
+		start := time.Now()
+		n := read(3 * time.Second)
+		got := float64(n) / time.Since(start).Seconds()
+		// netem counts whole frames; TCP's payload is 1448 of every 1514 bytes on the wire.
+		t.Logf("netem rate 2Mbit over TCP: %d bytes in %v, %.0f bytes/s of payload (%.1f%% of the rate)",
+			n, time.Since(start).Round(time.Millisecond), got, 100*got/rate)
+		if got < 0.85*rate || got > 1.02*rate {
+			return []string{fmt.Sprintf("throughput %.0f bytes/s, want 85 to 102%% of %d", got, rate)}
+		}
+		return nil
+	})
 }
 
 // TestNetemForAndClear holds a netem scenario for a while, as --for does, and clears one: each

@@ -290,7 +290,7 @@ func TestDropMeasured(t *testing.T) {
 	if err := Clear(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := udpRun(t, client, dst, probe.Options{Count: 50, Interval: time.Millisecond}); got[probe.EventReply] != 50 {
+	if _, got := replies(measure(t, client, server, dst, 50)); got[probe.EventReply] != 50 {
 		t.Errorf("after Clear: %v, want 50 replies", got)
 	}
 }
