@@ -169,3 +169,57 @@ func TestImageGzip(t *testing.T) {
 		t.Errorf("a file shorter than its size: %v, want an error", err)
 	}
 }
+
+func TestRootTests(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"a_test.go": `package a
+
+import (
+	"testing"
+
+	tu "example.com/m/internal/testutil"
+)
+
+func TestDirect(t *testing.T) { tu.RequireRoot(t) }
+func TestWitnessOnly(t *testing.T) { tu.SkipOrFail(t, "no tool") }
+func TestPlain(t *testing.T) {}
+func TestViaHelper(t *testing.T) { lab(t) }
+func TestViaMethod(t *testing.T) { var n ns; n.do(t) }
+func lab(t *testing.T) { helper2(t) }
+func helper2(t *testing.T) { tu.NewNetns(t, "x") }
+type ns struct{}
+func (ns) do(t *testing.T) { tu.InNetns(t, 0, nil) }
+`,
+		"b_darwin_test.go": `package a
+
+import (
+	"testing"
+
+	"example.com/m/internal/testutil"
+)
+
+func TestDarwinOnly(t *testing.T) { testutil.RequireRoot(t) }
+`,
+		"c_test.go": `package a
+
+import "testing"
+
+func TestNoImportButHelper(t *testing.T) { lab(t) }
+func TestMain(m *testing.M) { lab(nil) }
+`,
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := RootTests(dir, "example.com/m/internal/testutil", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"TestDirect", "TestNoImportButHelper", "TestViaHelper", "TestViaMethod"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("RootTests (-want +got):\n%s", diff)
+	}
+}

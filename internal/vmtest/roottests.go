@@ -13,12 +13,16 @@ import (
 	"strings"
 )
 
+// rootFuncs are testutil's functions that need root: a test that calls one needs root.
+// (SkipOrFail alone does not: tests call it for a missing witness tool too.)
+var rootFuncs = map[string]bool{"RequireRoot": true, "NewNetns": true, "InNetns": true, "WithNetlink": true, "WithoutNetRaw": true}
+
 // RootTests lists the tests in the package folder dir (as built for linux) that need root or a
-// namespace: those that reach package testutil, directly or through the package's own test
-// helpers. A function reaches it when its body names testutil or names a function or method
-// of the test files that does; names are matched without types, so a helper shared by name
-// with a method counts for both, and the list errs on the side of running a test too many.
-// In testutil's own folder (self), every function of the package counts as reaching it.
+// namespace: those that reach testutil's root functions, directly or through the package's
+// own test helpers. A function reaches them when its body calls one or names a function or
+// method of the test files that does; names are matched without types, so a helper shared by
+// name with a method counts for both, and the list errs on the side of running a test too
+// many. In testutil's own folder (self) the root functions are called by their bare names.
 func RootTests(dir, testutilPath string, self bool) ([]string, error) {
 	ctx := build.Default
 	ctx.GOOS, ctx.GOARCH, ctx.CgoEnabled = "linux", "amd64", false
@@ -31,7 +35,7 @@ func RootTests(dir, testutilPath string, self bool) ([]string, error) {
 	var tests []string
 	for _, e := range ents {
 		isTest := strings.HasSuffix(e.Name(), "_test.go")
-		if !strings.HasSuffix(e.Name(), ".go") || !isTest && !self {
+		if !isTest {
 			continue
 		}
 		if ok, err := ctx.MatchFile(dir, e.Name()); err != nil || !ok {
@@ -56,12 +60,12 @@ func RootTests(dir, testutilPath string, self bool) ([]string, error) {
 				continue
 			}
 			name := fn.Name.Name
-			if isTest && fn.Recv == nil && strings.HasPrefix(name, "Test") && name != "TestMain" {
+			if fn.Recv == nil && strings.HasPrefix(name, "Test") && name != "TestMain" {
 				tests = append(tests, name)
 			}
 			bodies[name] = append(bodies[name], fn.Body)
-			if !isTest || local != "" && mentions(fn.Body, func(id string) bool { return id == local }) {
-				bodies[name] = append(bodies[name], nil) // nil marks a direct use
+			if callsRoot(fn.Body, local, self) {
+				bodies[name] = append(bodies[name], nil) // nil marks a direct call
 			}
 		}
 	}
@@ -96,6 +100,26 @@ func RootTests(dir, testutilPath string, self bool) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// callsRoot reports whether n names one of rootFuncs: as local.F where the file imports
+// testutil as local, or as plain F inside testutil itself.
+func callsRoot(n ast.Node, local string, self bool) bool {
+	found := false
+	ast.Inspect(n, func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.SelectorExpr:
+			if x, ok := n.X.(*ast.Ident); ok && local != "" && x.Name == local && rootFuncs[n.Sel.Name] {
+				found = true
+			}
+		case *ast.Ident:
+			if self && rootFuncs[n.Name] {
+				found = true
+			}
+		}
+		return !found
+	})
+	return found
 }
 
 // mentions reports whether any identifier in n satisfies is.

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -81,7 +80,11 @@ func TestVM(t *testing.T) {
 	if script := os.Getenv(scriptEnv); script != "" {
 		steps = []Step{{Name: "script", Dir: "/root", Args: []string{"/bin/sh", "-x", "/root/script.sh"}, Env: []string{"PINGLAB_VM=1"}}}
 	}
-	t.Logf("built pinglab and %d test binaries in %v", len(pkgs), time.Since(start).Round(time.Millisecond))
+	var n int
+	for _, p := range pkgs {
+		n += len(p.tests)
+	}
+	t.Logf("built pinglab and %d test binaries (%d tests that need root) in %v", len(pkgs), n, time.Since(start).Round(time.Millisecond))
 
 	im := Image{
 		Kernel:  k,
@@ -224,9 +227,14 @@ func tail(file string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// rootTestPackages lists the module's packages whose tests need root: those whose tests use
-// internal/testutil, and testutil itself.
-func rootTestPackages(t *testing.T) (root string, pkgs []string) {
+// A rootPackage is a package with tests that need root, and those tests.
+type rootPackage struct {
+	path, rel string // import path, folder in the module
+	tests     []string
+}
+
+// rootTestPackages lists the module's packages that have tests that need root (RootTests).
+func rootTestPackages(t *testing.T) (root string, pkgs []rootPackage) {
 	t.Helper()
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}} {{.Path}}").Output()
 	if err != nil {
@@ -241,28 +249,28 @@ func rootTestPackages(t *testing.T) (root string, pkgs []string) {
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
+	only := strings.Fields(os.Getenv(packagesEnv))
 	sc := bufio.NewScanner(strings.NewReader(string(out)))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) == 0 {
+		// The harness itself runs outside; a package whose tests do not import testutil
+		// (testutil's own tests are in it) needs no root.
+		if len(f) == 0 || f[0] == mod+"/internal/vmtest" || !slices.Contains(f, testutilPath) {
 			continue
 		}
-		if f[0] == mod+"/internal/vmtest" {
-			continue // the harness itself, which runs outside
+		rel := strings.TrimPrefix(strings.TrimPrefix(f[0], mod), "/")
+		if len(only) > 0 && !slices.Contains(only, rel) {
+			continue
 		}
-		for _, imp := range f {
-			if imp == testutilPath {
-				pkgs = append(pkgs, f[0])
-				break
-			}
+		tests, err := RootTests(filepath.Join(root, rel), testutilPath, f[0] == testutilPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tests) > 0 {
+			pkgs = append(pkgs, rootPackage{path: f[0], rel: rel, tests: tests})
 		}
 	}
-	if only := strings.Fields(os.Getenv(packagesEnv)); len(only) > 0 {
-		pkgs = slices.DeleteFunc(pkgs, func(p string) bool {
-			return !slices.Contains(only, strings.TrimPrefix(strings.TrimPrefix(p, mod), "/"))
-		})
-	}
-	sort.Strings(pkgs)
+	slices.SortFunc(pkgs, func(a, b rootPackage) int { return strings.Compare(a.path, b.path) })
 	return root, pkgs
 }
 
@@ -270,7 +278,7 @@ func rootTestPackages(t *testing.T) (root string, pkgs []string) {
 // steps that run their root-only tests in the VM, each from its package's folder under /src as
 // go test would, and the files the VM needs for them: the binaries, the README (its examples
 // are a test) and the testdata folders.
-func buildAll(t *testing.T, root, dir string, pkgs []string) ([]Step, map[string]string) {
+func buildAll(t *testing.T, root, dir string, pkgs []rootPackage) ([]Step, map[string]string) {
 	t.Helper()
 	env := append(os.Environ(), "GOOS=linux", "GOARCH=amd64", "CGO_ENABLED=0")
 	run := func(args ...string) {
@@ -281,12 +289,11 @@ func buildAll(t *testing.T, root, dir string, pkgs []string) ([]Step, map[string
 		}
 	}
 	run("build", "-o", filepath.Join(dir, "pinglab"), "./cmd/pinglab")
-	run(append([]string{"test", "-c", "-o", dir + "/"}, pkgs...)...)
-	out, err := exec.Command("go", "list", "-m").Output()
-	if err != nil {
-		t.Fatal(err)
+	args := []string{"test", "-c", "-o", dir + "/"}
+	for _, p := range pkgs {
+		args = append(args, p.path)
 	}
-	mod := strings.TrimSpace(string(out))
+	run(args...)
 	var steps []Step
 	files := map[string]string{
 		"/usr/bin/pinglab": filepath.Join(dir, "pinglab"),
@@ -295,31 +302,23 @@ func buildAll(t *testing.T, root, dir string, pkgs []string) ([]Step, map[string
 	}
 	names := map[string]string{}
 	for _, p := range pkgs {
-		bin := path.Base(p) + ".test"
+		bin := path.Base(p.path) + ".test"
 		if other, ok := names[bin]; ok {
-			t.Fatalf("%s and %s both build %s", other, p, bin)
+			t.Fatalf("%s and %s both build %s", other, p.path, bin)
 		}
-		names[bin] = p
+		names[bin] = p.path
 		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
 			t.Fatalf("go test -c built no %s: %v", bin, err)
 		}
-		rel := strings.TrimPrefix(strings.TrimPrefix(p, mod), "/")
-		tests, err := RootTests(filepath.Join(root, rel), mod+"/internal/testutil", p == mod+"/internal/testutil")
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[path.Join("/src", rel, bin)] = filepath.Join(dir, bin)
-		if _, err := os.Stat(filepath.Join(root, rel, "testdata")); err == nil && rel != "" {
-			files[path.Join("/src", rel, "testdata")] = filepath.Join(root, rel, "testdata")
-		}
-		if len(tests) == 0 {
-			t.Fatalf("%s imports testutil in its tests but no test reaches it", p)
+		files[path.Join("/src", p.rel, bin)] = filepath.Join(dir, bin)
+		if _, err := os.Stat(filepath.Join(root, p.rel, "testdata")); err == nil && p.rel != "" {
+			files[path.Join("/src", p.rel, "testdata")] = filepath.Join(root, p.rel, "testdata")
 		}
 		steps = append(steps, Step{
-			Name: strings.ReplaceAll(rel, "/", "."),
-			Dir:  path.Join("/src", rel),
-			Env:  []string{testutil.RequireRootEnv + "=1", "PINGLAB_VM=1"},
-			Args: []string{"./" + bin, "-test.v", "-test.count=1", "-test.timeout=4m", "-test.run=^(" + strings.Join(tests, "|") + ")$"},
+			Name: strings.ReplaceAll(p.rel, "/", "."),
+			Dir:  path.Join("/src", p.rel),
+			Env:  []string{testutil.RequireRootEnv + "=1", testutil.VMEnv + "=1"},
+			Args: []string{"./" + bin, "-test.v", "-test.count=1", "-test.timeout=4m", "-test.run=^(" + strings.Join(p.tests, "|") + ")$"},
 		})
 	}
 	return steps, files
