@@ -26,14 +26,6 @@ type labConfig struct{ prefix string }
 // pinglab-client ..., so that tests build labs of their own beside a user's.
 func WithPrefix(p string) LabOption { return func(c *labConfig) { c.prefix = p } }
 
-func labOptions(opts []LabOption) labConfig {
-	c := labConfig{prefix: DefaultLabPrefix}
-	for _, o := range opts {
-		o(&c)
-	}
-	return c
-}
-
 // LabLink is one end of a veth pair inside a lab host.
 type LabLink struct {
 	Dev   string

@@ -18,6 +18,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// labOptions applies opts to the defaults.
+func labOptions(opts []LabOption) labConfig {
+	c := labConfig{prefix: DefaultLabPrefix}
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
+}
+
 // LabUp builds the lab: hosts is 2 (client and server joined by a veth pair) or 3 (a router
 // between them, forwarding IPv4 and IPv6). The namespaces are bound under /run/netns as
 // `ip netns add` does, so `ip netns exec pinglab-client ...` works too. LabUp on a lab that

@@ -522,10 +522,13 @@ func ParseRate(s string) (uint64, error) {
 			continue
 		}
 		v, err := strconv.ParseFloat(num, 64)
-		if err != nil || v <= 0 || math.IsInf(v, 0) || v*u.bytes > math.MaxUint64/2 {
+		// Below a byte per second ("1bit") would round to 0, which netem takes for no limit;
+		// the negated test also refuses NaN ("nanmbit"), which compares false with anything.
+		r := math.Round(v * u.bytes)
+		if err != nil || !(r >= 1) || r > math.MaxUint64/2 {
 			break
 		}
-		return uint64(math.Round(v * u.bytes)), nil
+		return uint64(r), nil
 	}
 	return 0, fmt.Errorf("lossy: %q: %w", s, errRate)
 }

@@ -3,6 +3,7 @@ package lossy
 import (
 	"errors"
 	"flag"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -34,7 +35,7 @@ func TestValidate(t *testing.T) {
 		{"drop 12.5%", nil, Drop{Prob: 0.125, Proto: "udp", Port: 53, Dir: "out"}},
 		{"drop 0.001%", nil, nil},
 		{"drop over 100%", errShare, Drop{Prob: 1.2}},
-		{"drop NaN", errShare, Drop{Prob: -0.0 / zero()}},
+		{"drop NaN", errShare, Drop{Prob: math.NaN()}},
 		{"drop proto", errProto, Drop{Prob: 0.2, Proto: "sctp"}},
 		{"drop icmp port", errPortNoProto, Drop{Prob: 0.2, Proto: "icmp", Port: 7}},
 		{"drop dir", errDir, Drop{Prob: 0.2, Dir: "sideways"}},
@@ -80,8 +81,6 @@ func TestParseRejectType(t *testing.T) {
 		}
 	}
 }
-
-func zero() float64 { return 0 }
 
 func TestNumgenBounds(t *testing.T) {
 	for _, tc := range []struct {
@@ -245,5 +244,28 @@ func TestStateText(t *testing.T) {
 				t.Errorf("%s (-want +got):\n%s", path, diff)
 			}
 		})
+	}
+}
+
+func TestParseRate(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want uint64 // 0: an error
+	}{
+		{"1mbit", 125000}, {"100kbit", 12500}, {"500kbps", 500000}, {"1.5gbit", 187500000}, {"8bit", 1},
+		{"1MBit", 125000}, {" 1mbit ", 125000},
+		{"1bit", 0}, // an eighth of a byte per second would be 0, netem's "no limit"
+		{"0mbit", 0}, {"-1mbit", 0}, {"mbit", 0}, {"1", 0}, {"", 0}, {"infmbit", 0}, {"nanmbit", 0},
+	} {
+		got, err := ParseRate(tc.in)
+		if tc.want == 0 {
+			if !errors.Is(err, errRate) {
+				t.Errorf("ParseRate(%q) = %d, %v; want errRate", tc.in, got, err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("ParseRate(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+		}
 	}
 }

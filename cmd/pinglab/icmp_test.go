@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -204,7 +203,7 @@ func TestPingAsNobody(t *testing.T) {
 	for _, tt := range tests {
 		cmd := exec.Command(bin, "-test.run=^TestPingAsNobody$")
 		cmd.Env = []string{childArgsEnv + "=" + tt.args}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		asNobody(t, cmd)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		err := cmd.Run()

@@ -126,7 +126,7 @@ func TestLossyWithoutNetAdmin(t *testing.T) {
 	for _, args := range []string{"lossy|show", "lossy|drop|--prob|20%", "lossy|clear", "lab|up", "lab|status"} {
 		cmd := exec.Command(bin, "-test.run=^TestLossyChild$")
 		cmd.Env = []string{lossyChildEnv + "=" + args}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		asNobody(t, cmd)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		err := cmd.Run()
