@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,9 +40,6 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	pinglab = filepath.Join(dir, "pinglab")
-	if runtime.GOOS == "windows" {
-		pinglab += ".exe"
-	}
 	// Built without -race even under go test -race: the figures measured are the binary's own.
 	cmd := exec.Command("go", "build", "-o", pinglab, "github.com/pinglab/pinglab/cmd/pinglab")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
