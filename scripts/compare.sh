@@ -9,16 +9,20 @@
 #                        with an nftables rule (pinglab lossy drop). It needs root; where it
 #                        cannot run, the script says why and goes on with the first two.
 #
-# Usage: scripts/compare.sh [-o DIR] [-c COUNT] [-i INTERVAL] [--docs]
-#   -o DIR       where the CSVs, compare.png and report.md go (default: compare-out)
+# Usage: scripts/compare.sh [-o DIR] [-c COUNT] [-i INTERVAL] [--no-lab] [--docs]
+#   -o DIR       where the CSVs, compare.png and report.md go (default: a new temporary
+#                folder, named at the end; nothing is written in the working tree)
 #   -c COUNT     probes per scenario (default 200)
 #   -i INTERVAL  seconds between probes (default 0.02)
+#   --no-lab     leave out the lab scenario
 #   --docs       also copy the figure and the table to docs/compare.png and docs/compare.md
 #                (the README's)
+# It builds pinglab from this tree unless PINGLAB names a binary.
 set -euo pipefail
 
-out=compare-out
+out=""
 count=200
+nolab=0
 interval=0.02
 docs=0
 while [ $# -gt 0 ]; do
@@ -27,16 +31,20 @@ while [ $# -gt 0 ]; do
 	-c) count=$2; shift 2 ;;
 	-i) interval=$2; shift 2 ;;
 	--docs) docs=1; shift ;;
-	-h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--no-lab) nolab=1; shift ;;
+	-h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+if [ -z "$out" ]; then
+	out=$(mktemp -d "${TMPDIR:-/tmp}/pinglab-compare.XXXXXX")
+fi
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 tmp=$(mktemp -d)
-bin=$tmp/pinglab
+bin=${PINGLAB:-$tmp/pinglab}
 
 # Processes this script started (their process groups), and whether it brought a lab up:
 # the trap ends exactly those and takes down only its own lab.
@@ -54,7 +62,9 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-(cd "$root" && go build -o "$bin" ./cmd/pinglab)
+if [ -z "${PINGLAB:-}" ]; then
+	(cd "$root" && go build -o "$bin" ./cmd/pinglab)
+fi
 
 # start_server LOG ARGS...: runs "pinglab udp server ARGS" in its own process group and waits
 # for its first line, which names the address it listens on.
@@ -105,7 +115,9 @@ labels+=(--label "server drop 20%")
 # The lab scenario: only as root, only when no lab is up already (the script must not take
 # down a lab someone else is using), and only when "lab up" works here.
 skip=""
-if [ "$(id -u)" != 0 ]; then
+if [ "$nolab" = 1 ]; then
+	skip="--no-lab"
+elif [ "$(id -u)" != 0 ]; then
 	skip="needs root (pinglab lab and lossy use network namespaces and nftables)"
 elif [ -e /run/netns/pinglab-client ] || [ -e /run/netns/pinglab-server ]; then
 	skip="a pinglab lab is up already; run 'pinglab lab down' first to include it"
@@ -131,7 +143,7 @@ fi
 echo
 cat "$out/report.md"
 echo
-echo "figure: $out/compare.png"
+echo "wrote $out/compare.png, $out/report.md and the runs' CSVs"
 if [ "$docs" = 1 ]; then
 	mkdir -p "$root/docs"
 	cp "$out/compare.png" "$root/docs/compare.png"

@@ -9,6 +9,13 @@
 # The ICMP part needs iputils ping (Debian: iputils-ping); everything else is pinglab alone.
 set -eu
 
+# Without CAP_NET_ADMIN every step would fail: say so once and stop, before building anything.
+capeff=$(sed -n 's/^CapEff:[[:space:]]*//p' /proc/self/status 2>/dev/null)
+if [ -z "$capeff" ] || [ $(((0x$capeff >> 12) & 1)) = 0 ]; then
+	echo "lab-walkthrough.sh: needs root (CAP_NET_ADMIN) for the lab's namespaces and nftables: sudo $0" >&2
+	exit 2
+fi
+
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 pids=""
