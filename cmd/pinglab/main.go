@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -35,6 +36,23 @@ func init() {
 	// A boolean flag is off unless given: "(default: false)" after each says nothing.
 	stringer := cli.FlagStringer
 	cli.FlagStringer = func(f cli.Flag) string { return strings.TrimSuffix(stringer(f), " (default: false)") }
+}
+
+// urfave/cli/v2 appends its package-level HelpFlag and VersionFlag to every app and command,
+// and BoolFlag.Apply writes to the flag it is called on: two apps parsing at once (tests run
+// several pinglab commands in one process) would write to the same flag. These wrappers apply a
+// copy, so that run is safe to call concurrently.
+func init() {
+	cli.HelpFlag = copyOnApply{cli.HelpFlag.(*cli.BoolFlag)}
+	cli.VersionFlag = copyOnApply{cli.VersionFlag.(*cli.BoolFlag)}
+}
+
+// copyOnApply is a BoolFlag that applies a copy of itself to each flag set.
+type copyOnApply struct{ *cli.BoolFlag }
+
+func (f copyOnApply) Apply(set *flag.FlagSet) error {
+	c := *f.BoolFlag
+	return c.Apply(set)
 }
 
 func main() {
@@ -116,6 +134,9 @@ func orderOf(name string) int {
 func prepare(c *cli.Command, parent string) {
 	path := parent + " " + c.Name
 	c.OnUsageError = usageError
+	// urfave/cli would add its one package-level help command to every command and write to
+	// it while parsing; --help (the global HelpFlag, applied as a copy) does the same job.
+	c.HideHelpCommand = true
 	if len(c.Subcommands) > 0 && c.Action == nil {
 		names := make([]string, 0, len(c.Subcommands))
 		for _, s := range c.Subcommands {

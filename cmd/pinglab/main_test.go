@@ -228,3 +228,24 @@ func TestHelpWords(t *testing.T) {
 		}
 	}
 }
+
+// TestRunConcurrently runs several commands at once in one process, as the tests that start a
+// server and clients do; under -race it finds any state the runs share.
+func TestRunConcurrently(t *testing.T) {
+	args := [][]string{
+		{"--help"}, {"--version"}, {"udp", "ping", "--help"}, {"tcp", "server", "--help"},
+		{"udp", "ping", "-c", "x", "127.0.0.1"}, {"ping", "--help"},
+	}
+	done := make(chan struct{})
+	for _, a := range args {
+		for range 2 {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				runCmd(t, context.Background(), a...)
+			}()
+		}
+	}
+	for range 2 * len(args) {
+		<-done
+	}
+}
