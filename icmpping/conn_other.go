@@ -217,3 +217,7 @@ func (c *Conn) packet(b []byte, peer net.Addr) (probe.Packet, bool) {
 func dialUDPTracer(cfg TraceConfig) (tracer, error) {
 	return nil, fmt.Errorf("icmpping: UDP traceroute is %w on %s/%s (it reads the Linux error queue)", ErrNotSupported, runtime.GOOS, runtime.GOARCH)
 }
+
+func newSocketTracer(cfg TraceConfig) (tracer, error) {
+	return nil, fmt.Errorf("icmpping: %s traceroute is %w on %s/%s (it reads the Linux error queue)", cfg.Proto, ErrNotSupported, runtime.GOOS, runtime.GOARCH)
+}

@@ -109,7 +109,7 @@ func TestPingUsageErrors(t *testing.T) {
 		{[]string{"ping", "-p", "xyz", "127.0.0.1"}, "patterns must be specified as hex digits: xyz"},
 		{[]string{"ping", "-I", "nosuch0", "127.0.0.1"}, "SO_BINDTODEVICE nosuch0: No such device"},
 		{[]string{"ping", "-4", "-6", "::1"}, "-4 and -6 exclude each other"},
-		{[]string{"trace", "--proto", "tcp", "127.0.0.1"}, `protocol "tcp" (want udp or icmp)`},
+		{[]string{"trace", "--proto", "sctp", "127.0.0.1"}, `protocol "sctp" (want udp, udp-port, icmp or tcp)`},
 		{[]string{"trace", "-m", "300", "127.0.0.1"}, "max hops 300"},
 		{[]string{"trace", "-q", "0", "127.0.0.1"}, "--queries: 0 must be above 0"},
 		{[]string{"trace", "-f", "5", "-m", "3", "127.0.0.1"}, "first hop 5"},

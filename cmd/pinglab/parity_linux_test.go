@@ -87,6 +87,15 @@ func newParityLab(t *testing.T) *parityLab {
 			}
 		}
 	}
+	// The kernel's global ICMP budget (1000 a second, bursts of 50) would turn the errors of
+	// two tools tracing at once into silence: lift it in the lab.
+	for _, h := range info.Hosts {
+		for p, v := range map[string]string{"net.ipv4.icmp_msgs_per_sec": "100000", "net.ipv4.icmp_msgs_burst": "100000"} {
+			if out, err := exec.Command("ip", "netns", "exec", h.Netns, "sysctl", "-qw", p+"="+v).CombinedOutput(); err != nil {
+				t.Fatalf("%s: sysctl %s: %v: %s", h.Name, p, err, out)
+			}
+		}
+	}
 	// Neighbour discovery before the first case, so that no case loses its first probe to it.
 	for _, dst := range []string{labServer4, labServer6} {
 		if r := l.exec(t, "client", []string{"ping", "-n", "-c", "1", "-W", "5", dst}, ""); r.code != 0 {
@@ -217,8 +226,10 @@ type parityCase struct {
 	// unless codeDiffers says why they cannot.
 	differs, codeDiffers string
 	// serial runs the two one after the other: with the same -e identifier, each would take
-	// the other's replies for its own.
+	// the other's replies for its own; and to time each alone.
 	serial bool
+	// maxTime, when set, is the most pinglab may take, as a multiple of the real tool's time.
+	maxTime float64
 }
 
 // usageExit is why pinglab's exit code differs on bad usage: Debian's iputils 20221126 exits 1;
@@ -236,6 +247,12 @@ func (l *parityLab) compare(t *testing.T, tool string, tc parityCase) {
 		ours = l.pinglab(t, "client", append([]string{map[string]string{"ping": "ping", "traceroute": "trace"}[tool]}, tc.args...))
 	} else {
 		real, ours = l.both(t, "client", tool, tc.args)
+	}
+	if tc.maxTime > 0 {
+		t.Logf("%s %v: %v, pinglab %v", tool, tc.args, real.took.Round(time.Millisecond), ours.took.Round(time.Millisecond))
+		if limit := time.Duration(tc.maxTime * float64(real.took)); ours.took > limit {
+			t.Errorf("%s %v took %v, pinglab %v: more than %.1f×", tool, tc.args, real.took, ours.took, tc.maxTime)
+		}
 	}
 	switch {
 	case real.code != ours.code && tc.codeDiffers != "":
@@ -335,6 +352,11 @@ func TestParity(t *testing.T) {
 	t.Run("ping", func(t *testing.T) {
 		for _, tc := range pingCases() {
 			t.Run(tc.name, func(t *testing.T) { l.compare(t, "ping", tc) })
+		}
+	})
+	t.Run("trace", func(t *testing.T) {
+		for _, tc := range traceCases() {
+			t.Run(tc.name, func(t *testing.T) { l.compare(t, "traceroute", tc) })
 		}
 	})
 	t.Run("meson", func(t *testing.T) { testMeson(t, l) })
@@ -468,5 +490,50 @@ func testIputilsScripts(t *testing.T, l *parityLab) {
 				}
 			}
 		})
+	}
+}
+
+func traceCases() []parityCase {
+	reject := func(with string) func(t *testing.T, l *parityLab) {
+		return func(t *testing.T, l *parityLab) {
+			l.nft(t, "server", "chain in {\ntype filter hook input priority 0; policy accept;\n"+with+"\n}")
+		}
+	}
+	w := func(args ...string) []string { return append([]string{"-w", "1"}, args...) }
+	return []parityCase{
+		{name: "udp", args: w("-n", labServer4)},
+		{name: "udp-v6", args: w("-n", labServer6)},
+		{name: "icmp", args: w("-n", "-I", labServer4)},
+		{name: "icmp-v6", args: w("-n", "-I", labServer6)},
+		{name: "tcp", args: w("-n", "-T", labServer4)},
+		{name: "udp-port", args: w("-n", "-U", labServer4)},
+		{name: "names", args: w(labServer4)},
+		{name: "names-target", args: w("server.lab")},
+		{name: "one-query", args: w("-n", "-q", "1", labServer4)},
+		{name: "first-hop", args: w("-n", "-f", "2", labServer4)},
+		{name: "max-hops", args: w("-n", "-m", "1", labServer4)},
+		{name: "port", args: w("-n", "-p", "40000", labServer4)},
+		{name: "length", args: w("-n", labServer4, "100")},
+		{name: "source", args: w("-n", "-s", labClient4, labServer4)},
+		{name: "interface", args: w("-n", "-i", "eth0", labServer4)},
+		{name: "tos", args: w("-n", "-t", "16", labServer4)},
+		{name: "host-unreachable", args: w("-n", labServer4), setup: reject("udp dport >= 33434 reject with icmp type host-unreachable")},
+		{name: "net-unreachable", args: w("-n", labServer4), setup: reject("udp dport >= 33434 reject with icmp type net-unreachable")},
+		{name: "prot-unreachable", args: w("-n", labServer4), setup: reject("udp dport >= 33434 reject with icmp type prot-unreachable")},
+		{name: "admin-prohibited", args: w("-n", labServer4), setup: reject("udp dport >= 33434 reject with icmp type admin-prohibited")},
+		{name: "host-unreachable-v6", args: w("-n", labServer6), setup: reject("udp dport >= 33434 reject with icmpv6 type addr-unreachable")},
+		{name: "admin-prohibited-v6", args: w("-n", labServer6), setup: reject("udp dport >= 33434 reject with icmpv6 type admin-prohibited")},
+		{name: "silent", args: w("-n", "-m", "6", labServer4), setup: reject("udp dport >= 33434 drop")},
+		// A host that never answers, 30 hops: both send 16 probes at a time, so the trace
+		// takes a few waits, not one per hop.
+		{name: "silent-30-hops", args: w("-n", "-m", "30", labServer4), setup: reject("udp dport >= 33434 drop"), serial: true, maxTime: 2},
+		{name: "silent-30-hops-icmp", args: w("-n", "-I", "-m", "30", labServer4), setup: reject("icmp type echo-request drop"), serial: true, maxTime: 2},
+		{name: "tcp-closed-port", args: w("-n", "-T", "-p", "9", labServer4)},
+		{name: "tcp-v6", args: w("-n", "-T", labServer6)},
+		{name: "udp-port-v6", args: w("-n", "-U", labServer6)},
+		{name: "sim-1", args: w("-n", "-N", "1", labServer4)},
+		{name: "sendwait", args: w("-n", "-z", "20", labServer4)},
+		{name: "dont-fragment", args: w("-n", "-F", labServer4, "1400")},
+		{name: "wait-factors", args: []string{"-n", "-w", "2,1,1", labServer4}},
 	}
 }
