@@ -64,8 +64,12 @@ Examples:
 
 func traceAction(c *cli.Context) error {
 	name := c.Command.HelpName
-	if c.Args().Len() < 1 || c.Args().Len() > 2 {
-		return exitUsage("%s: usage: %s [flags] HOST [PACKETLEN] (see --help)", name, name)
+	switch c.Args().Len() {
+	case 0:
+		return exitUsage("%s: missing HOST (see --help)", name)
+	case 1, 2:
+	default:
+		return exitUsage("%s: one HOST and at most a PACKETLEN expected, got %q", name, c.Args().Slice())
 	}
 	target := c.Args().First()
 	family, err := ipFamily(c)
