@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -325,7 +326,8 @@ func writeProxyTable(w io.Writer, proto string, flows []proxy.FlowStats, refused
 	width := len("client")
 	names := make([]string, len(flows))
 	for i, f := range flows {
-		names[i] = clientName(f.Client)
+		// A dual-stack listener (":12001") sees IPv4 clients as ::ffff:a.b.c.d.
+		names[i] = clientName(netip.AddrPortFrom(f.Client.Addr().Unmap(), f.Client.Port()))
 		if f.Flows > 1 {
 			names[i] = fmt.Sprintf("(%d earlier flows)", f.Flows)
 		}

@@ -477,3 +477,37 @@ func TestProxyBadInput(t *testing.T) {
 		t.Errorf("port in use: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
+
+// TestProxyOneWay: with loss on each side, pinglab's client (--one-way, receipts from
+// pinglab's server) tells the ways apart: 20 ± 3% lost outbound, 10 ± 3% of the rest inbound,
+// and each exactly as many as the proxy's table says it dropped that way.
+func TestProxyOneWay(t *testing.T) {
+	s := startUDPServer(t, udpping.ServerConfig{Addr: "127.0.0.1:0"})
+	addr, stop := startProxyCmd(t, "udp", "--to", s.Addr().String(), "--up-loss", "20%", "--down-loss", "10%", "--seed", "21")
+	out := pingThrough(t, "udp", addr, "--one-way")
+	m := regexp.MustCompile(`lost: (\d+) outbound, (\d+) inbound`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no one-way loss line in:\n%s", out)
+	}
+	outbound, _ := strconv.Atoi(m[1])
+	inbound, _ := strconv.Atoi(m[2])
+	t.Logf("lost %d outbound, %d inbound of 2000", outbound, inbound)
+	if o := float64(outbound) / 20; o < 17 || o > 23 {
+		t.Errorf("%.1f%% lost outbound, want 20 ± 3%%:\n%s", o, out)
+	}
+	if i := 100 * float64(inbound) / float64(2000-outbound); i < 7 || i > 13 {
+		t.Errorf("%.1f%% of the pings that arrived lost inbound, want 10 ± 3%%:\n%s", i, out)
+	}
+	table := stop()
+	row := func(dir string) int {
+		m := regexp.MustCompile(`(?m)^(?:total)?\s+`+dir+`\s+\d+\s+\d+\s+\d+\s+(\d+)`).FindAllStringSubmatch(table, -1)
+		if len(m) == 0 {
+			t.Fatalf("no %s rows in:\n%s", dir, table)
+		}
+		n, _ := strconv.Atoi(m[len(m)-1][1])
+		return n
+	}
+	if up, down := row("up"), row("down"); up != outbound || down != inbound {
+		t.Errorf("proxy lost %d up and %d down, the client counted %d outbound and %d inbound:\n%s", up, down, outbound, inbound, table)
+	}
+}
