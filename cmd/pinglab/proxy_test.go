@@ -188,8 +188,45 @@ func quantile(sorted []float64, q float64) float64 {
 	return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))]
 }
 
-// pingAll pings the targets at once, each with the same client arguments, and returns each
-// one's RTTs (ms, sorted).
+// startProcess runs pinglab (the test binary as pinglab) as a process of its own until the test
+// ends, and waits for its first line. A process of its own has its own runtime, as a user's
+// server, proxy and client have, so that one's garbage collection or scheduling does not
+// delay the others.
+func startProcess(t *testing.T, args ...string) *lockedBuffer {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), asPinglabEnv+"=1")
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "\n"); {
+		select {
+		case <-done:
+			t.Fatalf("pinglab %s ended at once: %s", strings.Join(args, " "), out.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pinglab %s printed nothing", strings.Join(args, " "))
+		}
+	}
+	return out
+}
+
+// pingAll pings the targets at once, each from a client process of its own with the same
+// arguments, and returns each one's RTTs (ms, sorted).
 func pingAll(t *testing.T, proto string, targets []string, args ...string) [][]float64 {
 	t.Helper()
 	dir := t.TempDir()
@@ -199,8 +236,11 @@ func pingAll(t *testing.T, proto string, targets []string, args ...string) [][]f
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			file := filepath.Join(dir, fmt.Sprintf("%d.csv", i))
-			runCmd(t, context.Background(), append([]string{proto, "ping", target, "-q", "--csv", file}, args...)...)
+			cmd := exec.Command(os.Args[0], append([]string{proto, "ping", target, "-q", "--csv", filepath.Join(dir, fmt.Sprintf("%d.csv", i))}, args...)...)
+			cmd.Env = append(os.Environ(), asPinglabEnv+"=1")
+			if b, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("%s ping %s: %v\n%s", proto, target, err, b)
+			}
 		}()
 	}
 	wg.Wait()
@@ -218,66 +258,71 @@ func quantiles(r []float64) string {
 }
 
 // TestProxyDelay: --up-delay 50ms --up-jitter 10ms: no RTT below 40 ms, and the distribution
-// of a uniform 40-60 ms (p10 42, p50 50, p90 58). What a loaded machine adds on top is
-// measured at the same time by a witness: pinglab's UDP server holding its replies back
-// 50 ms ± 10 ms itself, pinged alongside. A run counts when the witness shows a machine quiet
-// enough to measure 10 ms of jitter (its p90 within 3 ms of 58); then the proxy's quantiles
-// must be within 3 ms of the ideal ones. Up to 5 runs.
+// of a uniform 40-60 ms (p10 42, p50 50, p90 58). Server, proxy and clients run as processes of
+// their own, as a user's would. What a loaded machine adds on top is measured at the same time
+// by a witness: pinglab's UDP server holding its replies back 50 ms ± 10 ms itself, pinged
+// alongside. Each of the proxy's quantiles must be within 3 ms of the ideal one, plus one and
+// a half times what the machine added to the witness's (nothing on a quiet machine). A run
+// that misses is tried again, up to 5 runs.
 func TestProxyDelay(t *testing.T) {
-	s := startUDPServer(t, udpping.ServerConfig{Addr: "127.0.0.1:0"})
-	witness := startUDPServer(t, udpping.ServerConfig{Addr: "127.0.0.1:0", Delay: 50 * time.Millisecond, Jitter: 10 * time.Millisecond, Seed: 5})
-	addr, _ := startProxyCmd(t, "udp", "--to", s.Addr().String(), "--up-delay", "50ms", "--up-jitter", "10ms", "--seed", "5")
-	for run := 1; ; run++ {
-		r := pingAll(t, "udp", []string{addr, witness.Addr().String()}, "-c", "2000", "-i", "1ms", "-W", "300ms")
+	srv, witness, addr := freePort(t, "udp"), freePort(t, "udp"), freePort(t, "udp")
+	startProcess(t, "udp", "server", "-q", "-l", srv)
+	startProcess(t, "udp", "server", "-q", "-l", witness, "--delay", "50ms", "--jitter", "10ms", "--seed", "5")
+	startProcess(t, "proxy", "-l", addr, "--to", srv, "--up-delay", "50ms", "--up-jitter", "10ms", "--seed", "5")
+	var misses []string
+	for run := 1; run <= 5; run++ {
+		r := pingAll(t, "udp", []string{addr, witness}, "-c", "2000", "-i", "1ms", "-W", "300ms")
 		px, wi := r[0], r[1]
 		t.Logf("run %d: proxy   %s", run, quantiles(px))
 		t.Logf("run %d: witness %s", run, quantiles(wi))
-		if len(px) != 2000 {
-			t.Fatalf("%d replies through the proxy, want 2000", len(px))
+		if len(px) != 2000 || len(wi) != 2000 {
+			t.Fatalf("%d replies through the proxy, %d from the witness; want 2000 each", len(px), len(wi))
 		}
 		if px[0] < 40 {
 			t.Fatalf("min RTT %.3f ms, below the 40 ms the delay allows", px[0])
 		}
-		if len(wi) < 2000 || quantile(wi, 0.9) > 61 || quantile(wi, 0.5) > 53 {
-			if run == 5 {
-				t.Fatalf("the machine was too loaded to measure a 10 ms jitter in 5 runs (witness %s)", quantiles(wi))
-			}
-			continue
-		}
-		for _, q := range []struct{ q, want float64 }{{0.1, 42}, {0.5, 50}, {0.9, 58}} {
-			if got := quantile(px, q.q); got < q.want-3 || got > q.want+3 {
-				t.Errorf("quantile %g: %.2f ms, want %g ± 3", q.q, got, q.want)
+		misses = misses[:0]
+		for _, q := range []struct{ q, ideal float64 }{{0.1, 42}, {0.5, 50}, {0.9, 58}} {
+			load := max(0, quantile(wi, q.q)-q.ideal)
+			if got := quantile(px, q.q); got < q.ideal-3 || got > q.ideal+3+1.5*load {
+				misses = append(misses, fmt.Sprintf("quantile %g: %.2f ms, want %g - %g (the witness's %.2f)", q.q, got, q.ideal-3, q.ideal+3+1.5*load, quantile(wi, q.q)))
 			}
 		}
-		return
+		if len(misses) == 0 {
+			return
+		}
+		t.Logf("run %d: %s", run, strings.Join(misses, "; "))
 	}
+	t.Errorf("in 5 runs, none within bounds; the last: %s", strings.Join(misses, "; "))
 }
 
-// TestProxyTCPDelay: --delay 25ms each way on a TCP stream: no ping back before 50 ms, the
-// median as a witness's (pinglab's TCP server holding replies 50 ms, pinged alongside), order
-// kept (no reply lost or late).
+// TestProxyTCPDelay: --delay 25ms each way on a TCP stream: no ping back before 50 ms, every
+// ping answered (the stream keeps its order), the median within 3 ms of 50 plus one and a
+// half times what load added to a witness's (pinglab's TCP server holding replies 50 ms,
+// pinged alongside). Up to 5 runs.
 func TestProxyTCPDelay(t *testing.T) {
-	srv := startTCPServer(t, tcpping.ServerConfig{Addr: "127.0.0.1:0"})
-	witness := startTCPServer(t, tcpping.ServerConfig{Addr: "127.0.0.1:0", Delay: 50 * time.Millisecond})
-	addr, _ := startProxyCmd(t, "tcp", "--to", srv.Addr().String(), "--delay", "25ms")
+	srv, witness, addr := freePort(t, "tcp"), freePort(t, "tcp"), freePort(t, "tcp")
+	startProcess(t, "tcp", "server", "-q", "-l", srv)
+	startProcess(t, "tcp", "server", "-q", "-l", witness, "--delay", "50ms")
+	startProcess(t, "proxy", "--proto", "tcp", "-l", addr, "--to", srv, "--delay", "25ms")
 	for run := 1; ; run++ {
-		r := pingAll(t, "tcp", []string{addr, witness.Addr().String()}, "-c", "200", "-i", "5ms", "-W", "1s")
+		r := pingAll(t, "tcp", []string{addr, witness}, "-c", "200", "-i", "5ms", "-W", "1s")
 		px, wi := r[0], r[1]
 		t.Logf("run %d: proxy   %s", run, quantiles(px))
 		t.Logf("run %d: witness %s", run, quantiles(wi))
-		if len(px) != 200 || px[0] < 50 {
-			t.Fatalf("%d replies, the first after %.2f ms; want 200, none before 50 ms", len(px), px[0])
+		if len(px) != 200 || len(wi) != 200 || px[0] < 50 {
+			t.Fatalf("%d replies, the first after %.2f ms, %d from the witness; want 200, none before 50 ms", len(px), px[0], len(wi))
 		}
-		if len(wi) < 200 || quantile(wi, 0.5) > 53 {
-			if run == 5 {
-				t.Fatalf("the machine was too loaded to measure in 5 runs (witness %s)", quantiles(wi))
-			}
-			continue
+		load := max(0, quantile(wi, 0.5)-50)
+		got := quantile(px, 0.5)
+		if got <= 53+1.5*load {
+			return
 		}
-		if got := quantile(px, 0.5); got > 53 {
-			t.Errorf("median %.2f ms, want 50 ms and a little more", got)
+		t.Logf("run %d: median %.2f ms, want at most %.2f", run, got, 53+1.5*load)
+		if run == 5 {
+			t.Errorf("in 5 runs the median was never within 3 ms of 50 ms plus what load added")
+			return
 		}
-		return
 	}
 }
 
