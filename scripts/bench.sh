@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# bench.sh: pinglab's performance against its peers, side by side in one run (issue 8).
+# bench.sh: pinglab's performance against its peers, side by side in one run.
 #
 #   sudo scripts/bench.sh              # the full run, ~5 minutes: 5 rounds, 100,000-probe floods, 10,000 TCP clients
 #   sudo scripts/bench.sh --quick      # ~1.5 minutes: 3 rounds, smaller floods and loads
 #   sudo scripts/bench.sh --no-schedule  # skip the 60-second schedule check (target 5)
-#   sudo scripts/bench.sh --proxy-only   # only what pinglab proxy adds (issue 16), ~30 s
+#   sudo scripts/bench.sh --proxy-only   # only what pinglab proxy adds, ~30 s
 #   scripts/bench.sh --rounds N --out FILE
 #
 # It builds pinglab (and the load tool scripts/loadgen and the naive Go echo server), starts
 # every server once, then runs the comparisons in rounds, peers and pinglab interleaved within
 # each round, and prints a Markdown table of the medians over the rounds, their ratios and
-# whether each of issue 8's targets is met. Everything runs on loopback (127.0.0.1); the
+# whether each performance target is met. Everything runs on loopback (127.0.0.1); the
 # throughput figures with the server on CPU 1 and the load on CPU 0 (taskset).
 # Root is needed: iputils ping and pinglab ping only flood (-f, -i 0.01) as root.
 # Peers: iputils ping, python3 (the assignment's servers in scripts/bench/), socat, and the
@@ -162,7 +162,7 @@ rss_kb() { awk '$1 == "VmHWM:" {print $2}' "/proc/$1/status"; }
 load1() { cut -d' ' -f1 /proc/loadavg; }
 loads=("$(load1)")
 
-# What pinglab proxy adds (issue 16): the RTT median of one probe in flight straight to a
+# What pinglab proxy adds: the RTT median of one probe in flight straight to a
 # server and through a proxy with no impairment, UDP and TCP, interleaved in each round; and
 # its forwarding rate, loadgen's echoes through it (each echo is two datagrams forwarded).
 # Fresh servers of their own, so that the rest of the bench does not share them.

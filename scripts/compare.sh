@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# compare.sh: the comparison walk-through of pinglab (issue 7). It runs three scenarios of the
+# compare.sh: the comparison walk-through of pinglab. It runs three scenarios of the
 # UDP pinger, saves each run with --csv, and draws them together with "pinglab plot" and
 # "pinglab report":
 #

@@ -11,7 +11,7 @@ import (
 
 // BenchmarkServerEcho measures the server's echo loop on loopback with 64-byte datagrams:
 // "stopwait" is one client with one datagram in flight (the latency of a round trip), the
-// others keep 4 clients x 32 datagrams in flight (throughput, as issue 8 measures it), with and
+// others keep 4 clients x 32 datagrams in flight (throughput, as scripts/bench.sh measures it), with and
 // without emulation. It reports echoes/s.
 func BenchmarkServerEcho(b *testing.B) {
 	cases := []struct {

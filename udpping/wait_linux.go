@@ -20,7 +20,7 @@ const waitTimeoutMillis = 100
 // One client with one datagram in flight is the assignment's ping: its round trip is the
 // server's wake-up, and a thread woken straight from poll answers sooner than a goroutine
 // woken through the runtime's epoll thread and scheduler, as the Python server's blocking
-// recvfrom is (issue 8: scripts/bench.sh measures both). Under load the queue is rarely empty
+// recvfrom is (scripts/bench.sh measures both). Under load the queue is rarely empty
 // and the loop seldom waits.
 func (s *Server) waitReadable() error {
 	rc, err := s.conn.SyscallConn()

@@ -41,8 +41,8 @@ func probeOptions(c *cli.Context) (probe.Options, error) {
 	if o.Deadline, err = flagDuration(c, "deadline"); err != nil {
 		return o, err
 	}
-	// issue 8: --flood and --window are load modes; without -i they send back to back, as
-	// iputils' -f does.
+	// --flood and --window are load modes; without -i they send back to back, as iputils' -f
+	// does.
 	o.Flood = c.Bool("flood")
 	o.Window = c.Int("window")
 	if o.Window < 0 {

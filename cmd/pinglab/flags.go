@@ -111,8 +111,8 @@ func clientFlags(defaultSize int) []cli.Flag {
 		&cli.BoolFlag{Name: "percentiles", Usage: "end the text summary with pinglab's extra line: rtt p50/p90/p99 and jitter"},
 		&cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text, assignment or json"},
 		&cli.StringFlag{Name: "csv", Usage: "write one row per probe to `FILE` as it happens"},
-		&cli.StringFlag{Name: "plot", Usage: "draw the run to `FILE` at its end (.svg, .png or .pdf)"}, // issue 7
-		// issue 8: the load modes a benchmark or an instructor stressing a server uses.
+		&cli.StringFlag{Name: "plot", Usage: "draw the run to `FILE` at its end (.svg, .png or .pdf)"},
+		// The load modes a benchmark or an instructor stressing a server uses.
 		&cli.BoolFlag{Name: "flood", Aliases: []string{"f"}, Usage: "flood as ping -f: the next probe as soon as the last is answered, at least every 10 ms; a dot per probe, erased by its reply (trace's -f is the first hop)"},
 		&cli.IntFlag{Name: "window", Usage: "keep `N` probes in flight (without -i: back to back; with -i: at most N outstanding)"},
 	}, clientMetricsFlags()...)

@@ -8,7 +8,7 @@ import (
 	"github.com/pinglab/pinglab/udpping"
 )
 
-// TestLoadModes runs the clients' load modes (issue 8) against a UDP server on loopback:
+// TestLoadModes runs the clients' load modes against a UDP server on loopback:
 // --window keeps N in flight without -i, --flood prints ping -f's dots, each answered one
 // erased, so that with no loss none stays.
 func TestLoadModes(t *testing.T) {
