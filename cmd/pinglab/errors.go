@@ -35,7 +35,7 @@ func flagFailure(c *cli.Context, flag string, err error) error {
 // packagePrefix is the "udpping: " that a package puts before its errors (and the names of
 // the steps inside one, as "trace: "), which say where an error came from to a Go program
 // but nothing to a user of the command.
-var packagePrefix = regexp.MustCompile(`\b(udpping|tcpping|icmpping|lossy|proxy|report|plot|pingmsg|probe|stats|impair|sock|metrics|trace: bad trace option|trace): `)
+var packagePrefix = regexp.MustCompile(`\b(udpping|tcpping|icmpping|lossy|proxy|report|plot|pingmsg|probe|stats|impair|sock|metrics|exporter|trace: bad trace option|trace): `)
 
 // errText is err's text without the packages' prefixes.
 func errText(err error) string {

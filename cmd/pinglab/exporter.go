@@ -80,7 +80,7 @@ func exporterAction(c *cli.Context) error {
 	}
 	cfg, err := exporter.LoadConfig(path)
 	if err != nil {
-		return exitUsage("%s: %s", name, unprefix(err))
+		return failure(c, err)
 	}
 	e := exporter.New()
 	defer e.Close()
@@ -92,7 +92,7 @@ func exporterAction(c *cli.Context) error {
 	mux.Handle("/probe", e.ProbeHandler())
 	srv, err := metrics.Listen(c.Context, c.String("listen"), reg, mux)
 	if err != nil {
-		return exitUsage("%s: --listen: %s", name, unprefix(err))
+		return flagFailure(c, "--listen", err)
 	}
 	defer srv.Close()
 	// SIGHUP is caught before the first round, so that a reload sent at once is not fatal.
@@ -111,7 +111,7 @@ func exporterAction(c *cli.Context) error {
 			cfg, err := exporter.LoadConfig(path)
 			if err != nil {
 				e.Rejected()
-				fmt.Fprintf(c.App.ErrWriter, "%s: reload rejected, going on with the configuration before: %s\n", name, unprefix(err))
+				fmt.Fprintf(c.App.ErrWriter, "%s: reload rejected, going on with the configuration before: %s\n", name, errText(err))
 				continue
 			}
 			e.Apply(cfg)

@@ -68,7 +68,7 @@ func startMetrics(ctx context.Context, c *cli.Context, cs ...prometheus.Collecto
 	}
 	srv, err := metrics.Listen(ctx, c.String("metrics"), reg, nil)
 	if err != nil {
-		return nil, exitUsage("%s: --metrics: %s", c.Command.HelpName, unprefix(err))
+		return nil, flagFailure(c, "--metrics", err)
 	}
 	return srv, nil
 }
@@ -94,18 +94,4 @@ func linger(ctx context.Context, d time.Duration) {
 	case <-t.C:
 	case <-ctx.Done():
 	}
-}
-
-// unprefix drops the package name that starts a library's error ("metrics: listen ...").
-func unprefix(err error) string {
-	s := err.Error()
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == ':' && i+1 < len(s) && s[i+1] == ' ':
-			return s[i+2:]
-		case c < 'a' || c > 'z':
-			return s
-		}
-	}
-	return s
 }
