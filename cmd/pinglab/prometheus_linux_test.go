@@ -184,6 +184,10 @@ func TestPrometheusAgreesWithSummaries(t *testing.T) {
 		"servers": {"127.0.0.1:9301", "127.0.0.1:9302"},
 		"clients": {"127.0.0.1:9311", "127.0.0.1:9312", "127.0.0.1:9313"},
 	}, 200*time.Millisecond)
+	// A second server takes the native histograms (Prometheus 2.42 then keeps those alone).
+	native := testutil.StartPrometheus(t, func(c *exec.Cmd) error { return lossy.StartIn(ns, c) }, testutil.NetnsHTTPClient(h), "127.0.0.1:9091", map[string][]string{
+		"clients": {"127.0.0.1:9311", "127.0.0.1:9312", "127.0.0.1:9313"},
+	}, 200*time.Millisecond, "--enable-feature=native-histograms")
 
 	const n = 300
 	type client struct {
@@ -244,7 +248,16 @@ func TestPrometheusAgreesWithSummaries(t *testing.T) {
 			withinBucket(t, fmt.Sprintf("%s p%g", cl.proto, q*100), got, p[i])
 		}
 		got, _ := prom.Scalar(t, fmt.Sprintf("histogram_quantile(0.95, pinglab_probe_rtt_seconds_bucket%s)", sel))
-		withinBucket(t, cl.proto+" p95", got, csvP95(t, cl.csv))
+		p95 := csvP95(t, cl.csv)
+		withinBucket(t, cl.proto+" p95", got, p95)
+		// Native buckets grow by 2^(1/8) (schema 3, from the bucket factor 1.1).
+		expr := fmt.Sprintf("histogram_quantile(0.95, pinglab_probe_rtt_seconds%s)", sel)
+		native.WaitScalar(t, fmt.Sprintf("histogram_count(pinglab_probe_rtt_seconds%s)", sel), float64(rx), 15*time.Second)
+		gotNative, ok := native.Scalar(t, expr)
+		t.Logf("%s p95: pinglab %.6fs, classic buckets %.6fs, native %.6fs", cl.proto, p95, got, gotNative)
+		if got := gotNative; !ok || got < p95/1.1 || got > p95*1.1 {
+			t.Errorf("%s: native histogram_quantile %.6fs (%v), pinglab's p95 %.6fs: more than a native bucket apart", cl.proto, got, ok, p95)
+		}
 		if code := cl.c.interrupt(t); code != 0 {
 			t.Errorf("%s ping: exit %d after Ctrl-C in its linger\n%s", cl.proto, code, cl.c.err.String())
 		}

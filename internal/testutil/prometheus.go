@@ -48,8 +48,9 @@ func (s *syncBuffer) String() string {
 // path) every interval, with its storage in a temporary folder, and stops it when the test
 // ends. start starts the command (cmd.Start, or a start inside a namespace); nil is cmd.Start.
 // client reaches the server (one that dials inside that namespace); nil is http.DefaultClient.
-// Without the prometheus binary it skips, or fails under RequireRootEnv.
-func StartPrometheus(t testing.TB, start func(*exec.Cmd) error, client *http.Client, listen string, jobs map[string][]string, interval time.Duration) *Prometheus {
+// flags go to prometheus as they are ("--enable-feature=native-histograms"). Without the
+// prometheus binary it skips, or fails under RequireRootEnv.
+func StartPrometheus(t testing.TB, start func(*exec.Cmd) error, client *http.Client, listen string, jobs map[string][]string, interval time.Duration, flags ...string) *Prometheus {
 	t.Helper()
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
@@ -100,8 +101,8 @@ func StartPrometheus(t testing.TB, start func(*exec.Cmd) error, client *http.Cli
 		client = http.DefaultClient
 	}
 	p := &Prometheus{URL: "http://" + listen, Client: client, log: &syncBuffer{}}
-	p.cmd = exec.Command(bin, "--config.file="+path, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+listen, "--log.level=warn")
+	p.cmd = exec.Command(bin, append([]string{"--config.file=" + path, "--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		"--web.listen-address=" + listen, "--log.level=warn"}, flags...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if start == nil {
 		start = (*exec.Cmd).Start
