@@ -3,8 +3,11 @@ package exporter
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +91,50 @@ func TestProbeHandler(t *testing.T) {
 	for _, q := range []string{"target=" + a, "module=udp", "target=" + a + "&module=nonesuch", "target=127.0.0.1&module=udp"} {
 		if code, _ := get(q); code != http.StatusBadRequest {
 			t.Errorf("/probe?%s: %d, want 400", q, code)
+		}
+	}
+}
+
+// TestExporterSocketSettings probes with every socket setting a target may have, over each
+// protocol: the probes go out (the kernel took the settings) and come back.
+func TestExporterSocketSettings(t *testing.T) {
+	a := startUDPServer(t)
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	s := Settings{Interval: 300 * time.Millisecond, Count: 2, Spacing: 10 * time.Millisecond, Timeout: 200 * time.Millisecond,
+		TTL: 5, TOS: 0x10, Source: netip.MustParseAddr("127.0.0.1")}
+	if os.Geteuid() == 0 {
+		s.Interface = "lo"
+	}
+	with := func(p string) Settings { c := s; c.Protocol = p; return c }
+	targets := []Target{
+		{Addr: a, Settings: with(UDP)},
+		{Addr: l.Addr().String(), Settings: with(TCPConnect)},
+		{Addr: "127.0.0.1", Settings: with(ICMP)},
+	}
+	e := New()
+	defer e.Close()
+	e.Apply(&Config{Targets: targets})
+	time.Sleep(time.Second)
+	for _, tg := range targets {
+		if f := testutil.ToFloat64(e.failed.WithLabelValues(tg.Addr, tg.Protocol)); f != 0 {
+			t.Errorf("%s %s: %g rounds failed", tg.Protocol, tg.Addr, f)
+		}
+		sent := testutil.ToFloat64(e.probes.Target(tg.Addr, tg.Protocol).SentCounter())
+		if sent < 4 || testutil.ToFloat64(e.probes.Target(tg.Addr, tg.Protocol).TimeoutCounter()) != 0 {
+			t.Errorf("%s %s: %g sent, some timed out", tg.Protocol, tg.Addr, sent)
 		}
 	}
 }
