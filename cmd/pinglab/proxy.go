@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/pinglab/pinglab/internal/metrics"
 	"github.com/pinglab/pinglab/lossy"
 	"github.com/pinglab/pinglab/lossy/proxy"
 )
@@ -53,6 +54,7 @@ func proxyCommand() *cli.Command {
 		&cli.IntFlag{Name: "max-size", Value: proxy.DefaultMaxSize, Usage: "drop datagrams larger than `BYTES` (each UDP flow holds a buffer this size)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the table at the end"},
 	}
+	flags = append(flags, serverMetricsFlags()...)
 	for _, pre := range []string{"", "up-", "down-"} {
 		for _, im := range proxyImpairments {
 			usage := im.usage
@@ -99,7 +101,8 @@ after a random prefix of which both sides get an RST). A chunk is one read from 
 sending side: for a pinger, one ping or one reply.
 
 Ctrl-C prints a table per client of what was received, forwarded, lost, dropped at the
-queue, duplicated, corrupted, reordered and delayed, each way.
+queue, duplicated, corrupted, reordered and delayed, each way; --metrics ADDR serves the
+same counters live to Prometheus (pinglab_proxy_*{client, dir}).
 
 Examples:
    pinglab udp server --listen 127.0.0.1:12000 &
@@ -122,9 +125,17 @@ func proxyRun(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	maxClients, err := metricsClients(c)
+	if err != nil {
+		return err
+	}
 	p, err := proxy.Listen(c.Context, cfg)
 	if err != nil {
 		return failure(c, err)
+	}
+	msrv, err := startMetrics(c.Context, c, metrics.NewProxy(p.Clients, p.Open, p.Refused, maxClients))
+	if err != nil {
+		return err
 	}
 	w := c.App.Writer
 	cfg = p.Config()
@@ -132,6 +143,10 @@ func proxyRun(c *cli.Context) error {
 		fmt.Fprintf(w, "PROXY %s %s -> %s, seed %d\n", cfg.Proto, p.Addr(), p.To(), p.Seed())
 		fmt.Fprintf(w, "  up   (client -> server): %s\n", orNothing(cfg.Up.Words()))
 		fmt.Fprintf(w, "  down (server -> client): %s\n", orNothing(cfg.Down.Words()))
+	}
+	if msrv != nil {
+		defer msrv.Close()
+		fmt.Fprintf(w, "metrics on %s\n", msrv.URL())
 	}
 	err = p.Serve(c.Context)
 	writeProxyTable(w, cfg.Proto, p.Flows(), p.Refused())
@@ -183,6 +198,9 @@ func proxyConfig(c *cli.Context) (proxy.Config, error) {
 	}
 	if cfg.Proto != "udp" && cfg.Proto != "tcp" {
 		return cfg, exitUsage("%s: --proto %q: want udp or tcp", name, cfg.Proto)
+	}
+	if err := checkMetricsAddr(c); err != nil {
+		return cfg, err
 	}
 	for _, dir := range []struct {
 		pre string

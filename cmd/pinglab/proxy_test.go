@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -503,6 +505,7 @@ func TestProxyBadInput(t *testing.T) {
 		{[]string{"-l", "127.0.0.1:0", "--to", to, "--idle", "0"}, "--idle"},
 		{[]string{"-l", "127.0.0.1:0", "--to", to, "extra"}, `unexpected argument "extra"`},
 		{[]string{"-l", "127.0.0.1:0", "--to", to, "--bogus"}, "bogus"},
+		{[]string{"-l", "127.0.0.1:0", "--to", to, "--metrics", "nowhere"}, "--metrics"},
 	} {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			out, errOut, code := runCmd(t, context.Background(), append([]string{"proxy"}, tt.args...)...)
@@ -554,5 +557,35 @@ func TestProxyOneWay(t *testing.T) {
 	}
 	if up, down := row("up"), row("down"); up != outbound || down != inbound {
 		t.Errorf("proxy lost %d up and %d down, the client counted %d outbound and %d inbound:\n%s", up, down, outbound, inbound, table)
+	}
+}
+
+// TestProxyMetrics: --metrics serves the table's counters live, by client address and
+// direction.
+func TestProxyMetrics(t *testing.T) {
+	s := startUDPServer(t, udpping.ServerConfig{Addr: "127.0.0.1:0"})
+	maddr := freePort(t, "tcp")
+	addr, stop := startProxyCmd(t, "udp", "--to", s.Addr().String(), "--up-loss", "50%", "--seed", "2", "--metrics", maddr)
+	out, _, _ := runCmd(t, context.Background(), "udp", "ping", addr, "-c", "40", "-i", "1ms", "-W", "100ms", "-q")
+	_, rx, _, _ := proxySummary(t, out)
+	resp, err := http.Get("http://" + maddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`pinglab_proxy_packets_received_total{client="127.0.0.1",dir="up"} 40`,
+		fmt.Sprintf(`pinglab_proxy_packets_lost_total{client="127.0.0.1",dir="up"} %d`, 40-rx),
+		fmt.Sprintf(`pinglab_proxy_packets_forwarded_total{client="127.0.0.1",dir="down"} %d`, rx),
+		`pinglab_proxy_flows_open 1`,
+		`pinglab_proxy_flows_refused_total 0`,
+	} {
+		if !strings.Contains(string(body), want+"\n") {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+	if table := stop(); !strings.Contains(table, "metrics on http://"+maddr+"/metrics") {
+		t.Errorf("no metrics line in:\n%s", table)
 	}
 }

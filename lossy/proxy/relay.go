@@ -209,19 +209,66 @@ func (f *flow) stats(active bool) FlowStats {
 	return FlowStats{Client: f.client, Flows: 1, Start: f.start, Active: active, Up: f.up.snapshot(), Down: f.down.snapshot()}
 }
 
-// table keeps the flows for Proxy.Flows: the live ones and those that ended.
+// table keeps the flows for Proxy.Flows: the live ones and those that ended; and, for
+// Proxy.Clients, every ended flow's counts summed per client address.
 type table struct {
 	mu      sync.Mutex
 	live    map[*flow]struct{}
 	retired []FlowStats
 	merged  FlowStats // the finished flows past maxRetired
 	refused atomic.Uint64
+	// byIP indexes ips by client address, in the order addresses came; an address past
+	// maxClients is summed in other. A flow's address is placed when the flow starts, so
+	// that its counts stay in one row for its whole life.
+	byIP  map[netip.Addr]int
+	ips   []FlowStats
+	other FlowStats
 }
+
+// maxClients bounds the client addresses Proxy.Clients keeps apart.
+const maxClients = 1024
 
 func (t *table) add(f *flow) {
 	t.mu.Lock()
 	t.live[f] = struct{}{}
+	a := f.client.Addr().Unmap()
+	if _, ok := t.byIP[a]; !ok && len(t.ips) < maxClients {
+		t.byIP[a] = len(t.ips)
+		t.ips = append(t.ips, FlowStats{Client: netip.AddrPortFrom(a, 0), Start: f.start})
+	}
 	t.mu.Unlock()
+}
+
+// ipRow is the row of f's address in ips, or other; t.mu held.
+func (t *table) ipRow(f *flow) *FlowStats {
+	if i, ok := t.byIP[f.client.Addr().Unmap()]; ok {
+		return &t.ips[i]
+	}
+	return &t.other
+}
+
+// clients lists the counts per client address, live flows included, in the order the
+// addresses came, the addresses past maxClients summed in a last row with the zero address.
+func (t *table) clients() []FlowStats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := slices.Clone(t.ips)
+	other := t.other
+	for f := range t.live {
+		row := &other
+		if i, ok := t.byIP[f.client.Addr().Unmap()]; ok {
+			row = &out[i]
+		}
+		st := f.stats(true)
+		row.Flows++
+		row.Active = true
+		row.Up.Add(st.Up)
+		row.Down.Add(st.Down)
+	}
+	if other.Flows > 0 {
+		out = append(out, other)
+	}
+	return out
 }
 
 func (t *table) retire(f *flow) {
@@ -232,6 +279,10 @@ func (t *table) retire(f *flow) {
 	}
 	delete(t.live, f)
 	st := f.stats(false)
+	row := t.ipRow(f)
+	row.Flows++
+	row.Up.Add(st.Up)
+	row.Down.Add(st.Down)
 	if len(t.retired) < maxRetired {
 		t.retired = append(t.retired, st)
 		return

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // udpEcho is a UDP server on loopback that echoes in upper case and remembers who sent.
@@ -543,5 +545,47 @@ func TestListenErrors(t *testing.T) {
 				t.Errorf("error %v, want one with %q", err, tt.err)
 			}
 		})
+	}
+}
+
+// TestClients: the per-address totals sum an address's flows, live and ended, keep one row
+// per address in the order they came, put the addresses past maxClients in one last row, and
+// never go down when a flow ends.
+func TestClients(t *testing.T) {
+	tb := table{live: make(map[*flow]struct{}), byIP: make(map[netip.Addr]int)}
+	newFlow := func(a string, n uint64) *flow {
+		f := &flow{client: netip.MustParseAddrPort(a), start: t0}
+		f.up.packets.Add(n)
+		tb.add(f)
+		return f
+	}
+	a1 := newFlow("10.0.0.1:1000", 1)
+	newFlow("[::ffff:10.0.0.1]:1001", 2) // the same client through a dual-stack socket
+	b := newFlow("10.0.0.2:1000", 4)
+	before := tb.clients()
+	tb.retire(a1)
+	tb.retire(b)
+	after := tb.clients()
+	got := func(st []FlowStats) []string {
+		var s []string
+		for _, r := range st {
+			s = append(s, fmt.Sprintf("%v flows=%d up=%d", r.Client, r.Flows, r.Up.Packets))
+		}
+		return s
+	}
+	want := []string{"10.0.0.1:0 flows=2 up=3", "10.0.0.2:0 flows=1 up=4"}
+	if diff := cmp.Diff(want, got(before)); diff != "" {
+		t.Errorf("live (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want, got(after)); diff != "" {
+		t.Errorf("after two ended (-want +got):\n%s", diff)
+	}
+	for i := range maxClients {
+		f := newFlow(netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), 1).String(), 1)
+		tb.retire(f)
+	}
+	st := tb.clients()
+	if len(st) != maxClients+1 || st[len(st)-1].Client.IsValid() || st[len(st)-1].Flows != 2 {
+		t.Errorf("%d rows, the last %+v; want %d, the last the other addresses' 2 flows", len(st), st[len(st)-1], maxClients+1)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -41,6 +42,7 @@ func Listen(ctx context.Context, cfg Config) (*Proxy, error) {
 	p.up = newDirection(cfg.Up, p.seed, cfg.Limit)
 	p.down = newDirection(cfg.Down, p.seed^downSeed, cfg.Limit)
 	p.flows.live = make(map[*flow]struct{})
+	p.flows.byIP = make(map[netip.Addr]int)
 	var lc net.ListenConfig
 	switch cfg.Proto {
 	case "udp":
@@ -115,6 +117,14 @@ func (p *Proxy) Config() Config { return p.cfg }
 // Flows returns every flow's counts so far, in the order they started; finished flows past the
 // first 1024 are merged into one last row.
 func (p *Proxy) Flows() []FlowStats { return p.flows.snapshot() }
+
+// Clients returns the counts summed per client address (the port zero), the flows that ended
+// and the live ones, in the order the addresses came; addresses past the first 1024 are summed
+// in a last row with the zero address. A client's counts only ever rise, as a counter's must.
+func (p *Proxy) Clients() []FlowStats { return p.flows.clients() }
+
+// Open is how many flows are live.
+func (p *Proxy) Open() int { return p.flows.count() }
 
 // Refused counts the flows refused because MaxFlows were open.
 func (p *Proxy) Refused() uint64 { return p.flows.refused.Load() }

@@ -75,8 +75,8 @@ func (p *Proxy) flowFor(ctx context.Context, from netip.AddrPort, now time.Time,
 	f.touch(now)
 	p.flows.mu.Lock()
 	byAddr[from] = f
-	p.flows.live[f] = struct{}{}
 	p.flows.mu.Unlock()
+	p.flows.add(f)
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
