@@ -228,7 +228,8 @@ start pyudp1 python3 scripts/bench/udp_server.py "$(port 5)"
 start pludp1 "$pl" udp server -q -l "127.0.0.1:$(port 6)"
 start socat "${pin_server[@]}" socat -T 1 "UDP4-RECVFROM:$(port 3),reuseaddr,fork" EXEC:cat
 start naive "${pin_server[@]}" "$work/naiveecho" "127.0.0.1:$(port 12)"
-start pltcp "${pin_server[@]}" "$pl" tcp server -q -l "127.0.0.1:$(port 13)"
+# Every load client comes from 127.0.0.1: the per-host cap is the whole server's here.
+start pltcp "${pin_server[@]}" "$pl" tcp server -q -l "127.0.0.1:$(port 13)" --max-conns-per-host 16384
 wait_udp
 for p in 12 13; do wait_tcp "$(port $p)"; done
 
@@ -289,7 +290,7 @@ done
 log "target 4: $tcp_conns TCP clients at 1 ping/s (load average $(load1))"
 for s in pinglab naive; do
 	if [ "$s" = pinglab ]; then
-		start tcp10k "$pl" tcp server -q -l "127.0.0.1:$(port 14)"
+		start tcp10k "$pl" tcp server -q -l "127.0.0.1:$(port 14)" --max-conns-per-host 16384
 	else
 		start tcp10k "$work/naiveecho" "127.0.0.1:$(port 14)"
 	fi

@@ -31,6 +31,14 @@ const (
 	DefaultIdleTimeout = time.Minute
 	// DefaultMaxLineLength bounds one message; it is above MaxSize, the client's largest.
 	DefaultMaxLineLength = 1 << 16
+	// DefaultMaxConnsPerHost bounds the connections of one client address, so that one host
+	// cannot hold every slot: a lab's 30 students each get far more than they need, and the
+	// other clients of a host that holds its share are still served.
+	DefaultMaxConnsPerHost = 1024
+	// DefaultMessageTimeout bounds how long a line may take from its first byte to its
+	// newline, so that a client trickling a byte at a time cannot hold a slot for ever (the
+	// idle timeout restarts with every byte).
+	DefaultMessageTimeout = 30 * time.Second
 )
 
 const (
@@ -43,9 +51,12 @@ const (
 	lingerTimeout = time.Second
 	// lingerBytes bounds what such a closing read discards.
 	lingerBytes = 1 << 16
-	// maxRefusing bounds the connections being refused ("server busy") at once; beyond it a
-	// refused connection is closed at once, which the client sees as a reset.
+	// maxRefusing bounds the connections being refused ("server busy") that linger at once;
+	// beyond it a refused connection is told at once and closed without the linger.
 	maxRefusing = 64
+	// spareFiles is what the server keeps of the open-file limit beyond MaxConns: the
+	// listener, the refusing connections, standard streams, the metrics server, a log file.
+	spareFiles = maxRefusing + 64
 	// delayQueueLen is how many delayed replies one connection may hold before its reader
 	// waits; TCP's own flow control then holds the client back.
 	delayQueueLen = 32
@@ -61,7 +72,7 @@ const (
 var (
 	errBadDrop     = impair.ErrBadDrop
 	errBadDelay    = impair.ErrBadDelay
-	errBadLimit    = errors.New("max conns and max line length must not be negative")
+	errBadLimit    = errors.New("max conns, max conns per host and max line length must not be negative")
 	errBadDropMode = errors.New("drop mode must be lost, silent or close")
 )
 
@@ -129,6 +140,14 @@ type ServerConfig struct {
 	// IdleTimeout closes a connection that sent nothing (or read none of its echoes) for this
 	// long (0: DefaultIdleTimeout; negative: never).
 	IdleTimeout time.Duration
+	// MaxConnsPerHost bounds the connections from one client address (0:
+	// DefaultMaxConnsPerHost); beyond it a connection is refused as beyond MaxConns.
+	MaxConnsPerHost int
+	// MessageTimeout bounds how long a line may take from its first byte to its newline (0:
+	// DefaultMessageTimeout; negative: no bound); past it the client is told "ERROR message
+	// not completed in ..." and closed. A client that sends no newline (the handout's) is
+	// answered at its pause and closes well before.
+	MessageTimeout time.Duration
 	// MaxLineLength bounds one message (0: DefaultMaxLineLength). A client that sends more
 	// without a newline is told "ERROR line too long" and closed; the server never holds more
 	// than its small read buffer of a connection's input.
@@ -229,6 +248,11 @@ type Server struct {
 	order   []*clientRec
 	conns   map[*conn]struct{}
 
+	// perHost counts the connections served per client address (under mu); an address
+	// leaves it with its last connection.
+	perHost map[netip.Addr]int
+	warning string
+
 	wg       sync.WaitGroup
 	refusing chan struct{}
 
@@ -243,7 +267,7 @@ func Listen(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tcpping: %w", err)
 	}
-	if cfg.MaxConns < 0 || cfg.MaxLineLength < 0 {
+	if cfg.MaxConns < 0 || cfg.MaxConnsPerHost < 0 || cfg.MaxLineLength < 0 {
 		return nil, fmt.Errorf("tcpping: %w", errBadLimit)
 	}
 	if int(cfg.DropMode) >= len(dropModeNames) {
@@ -261,9 +285,19 @@ func Listen(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if cfg.MaxConns == 0 {
 		cfg.MaxConns = DefaultMaxConns
 	}
+	if cfg.MaxConnsPerHost == 0 {
+		cfg.MaxConnsPerHost = DefaultMaxConnsPerHost
+	}
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
 	}
+	if cfg.MessageTimeout == 0 {
+		cfg.MessageTimeout = DefaultMessageTimeout
+	}
+	// Every connection holds a file: a limit below MaxConns would leave clients past it
+	// hanging in the listen queue, told nothing, while accept fails.
+	var warning string
+	cfg.MaxConns, warning = fitFileLimit(cfg.MaxConns, spareFiles)
 	if cfg.MaxLineLength == 0 {
 		cfg.MaxLineLength = DefaultMaxLineLength
 	}
@@ -275,6 +309,8 @@ func Listen(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	return &Server{
 		ln:       ln,
 		cfg:      cfg,
+		warning:  warning,
+		perHost:  make(map[netip.Addr]int),
 		model:    model,
 		clients:  make(map[netip.Addr]*clientRec),
 		conns:    make(map[*conn]struct{}),
@@ -289,6 +325,14 @@ func (s *Server) Addr() netip.AddrPort {
 
 // Seed returns the seed of the server's drops and jitter, the one chosen when Config.Seed was 0.
 func (s *Server) Seed() uint64 { return s.model.Seed() }
+
+// MaxConns returns the bound on connections served at once: ServerConfig.MaxConns, or less
+// when the open-file limit does not allow it (Warning says so).
+func (s *Server) MaxConns() int { return s.cfg.MaxConns }
+
+// Warning returns what Listen had to change to run, or "": MaxConns lowered to fit the
+// open-file limit, which it could not raise.
+func (s *Server) Warning() string { return s.warning }
 
 // Conns returns how many connections are being served.
 func (s *Server) Conns() int {
@@ -350,33 +394,51 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 }
 
-// admit serves c, or refuses it when MaxConns connections are being served.
+// admit serves c, or refuses it when MaxConns connections are being served, or
+// MaxConnsPerHost from its address.
 func (s *Server) admit(ctx context.Context, c net.Conn) {
 	addr := c.RemoteAddr().(*net.TCPAddr).AddrPort()
 	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
 	s.mu.Lock()
 	rec := s.client(addr.Addr())
-	if len(s.conns) >= s.cfg.MaxConns {
+	var reason string
+	switch {
+	case len(s.conns) >= s.cfg.MaxConns:
+		reason = fmt.Sprintf("server busy (%d connections)", s.cfg.MaxConns)
+	case s.perHost[addr.Addr()] >= s.cfg.MaxConnsPerHost:
+		reason = fmt.Sprintf("server busy (%d connections from %s)", s.cfg.MaxConnsPerHost, addr.Addr())
+	}
+	if reason != "" {
 		s.mu.Unlock()
 		rec.refused.Add(1)
-		s.refuse(ctx, c, addr)
+		s.refuse(ctx, c, addr, reason)
 		return
 	}
 	cc := &conn{s: s, c: c, addr: addr, rec: rec}
 	s.conns[cc] = struct{}{}
+	s.perHost[addr.Addr()]++
 	s.wg.Add(1)
 	s.mu.Unlock()
 	rec.conns.Add(1)
 	go cc.serve(ctx)
 }
 
-// refuse tells c the server is busy and closes it, without holding up the accept loop.
-func (s *Server) refuse(ctx context.Context, c net.Conn, addr netip.AddrPort) {
-	reason := fmt.Sprintf("server busy (%d connections)", s.cfg.MaxConns)
+// refuse tells c the server is busy and closes it, without holding up the accept loop: up to
+// maxRefusing at once linger (lingerClose) so that the line is read before the close; beyond
+// that the line is written at once (a new connection's send buffer takes it), what the client
+// sent so far discarded, and the connection closed.
+func (s *Server) refuse(ctx context.Context, c net.Conn, addr netip.AddrPort, reason string) {
 	s.log(Event{Type: Refused, Client: addr, Reason: reason})
+	line := errorWord + " " + reason + "\n"
 	select {
 	case s.refusing <- struct{}{}:
 	default:
+		_ = c.SetWriteDeadline(time.Now().Add(10 * time.Millisecond))
+		_, _ = io.WriteString(c, line)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.CloseWrite()
+		}
+		discardQueued(c)
 		_ = c.Close()
 		return
 	}
@@ -387,7 +449,7 @@ func (s *Server) refuse(ctx context.Context, c net.Conn, addr netip.AddrPort) {
 		stop := context.AfterFunc(ctx, func() { _ = c.Close() })
 		defer stop()
 		_ = c.SetWriteDeadline(time.Now().Add(lingerTimeout))
-		_, _ = io.WriteString(c, errorWord+" "+reason+"\n")
+		_, _ = io.WriteString(c, line)
 		lingerClose(c, make([]byte, 128))
 	}()
 }
@@ -450,6 +512,9 @@ type conn struct {
 	dec impair.Decision // the current message's
 	// refresh is when the idle deadline was last pushed back.
 	refresh time.Time
+	// lineStart is when the line being read began, zero between lines; lineDue is when it
+	// must be complete (MessageTimeout after lineStart), zero for no bound.
+	lineStart, lineDue time.Time
 
 	// The delayed replies, when the server delays: a writer goroutine sends them in order.
 	out     chan delayed
@@ -504,6 +569,9 @@ func (c *conn) serve(ctx context.Context) {
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, c)
+		if s.perHost[c.addr.Addr()]--; s.perHost[c.addr.Addr()] <= 0 {
+			delete(s.perHost, c.addr.Addr())
+		}
 		s.mu.Unlock()
 		c.rec.closed.Add(1)
 		s.wg.Done()
@@ -525,6 +593,7 @@ func (c *conn) loop(ctx context.Context) string {
 		c.pushDeadline()
 		n, err := c.c.Read(buf)
 		if n > 0 {
+			c.trackLine(buf[:n])
 			if reason, closed := c.consume(ctx, buf, n); closed {
 				return reason
 			}
@@ -535,16 +604,46 @@ func (c *conn) loop(ctx context.Context) string {
 	}
 }
 
-// pushDeadline pushes the idle deadline back. It costs a timer update, so it is done at most
-// every IdleTimeout/16, which keeps it off the per-message path.
+// pushDeadline pushes the idle deadline back, or sets the line's when that comes first. It
+// costs a timer update, so the idle deadline moves at most every IdleTimeout/16, which keeps
+// it off the per-message path; a line's is set once, when the line spans reads.
 func (c *conn) pushDeadline() {
 	idle := c.s.cfg.IdleTimeout
-	if idle <= 0 {
+	now := time.Now()
+	if !c.lineDue.IsZero() && (idle <= 0 || c.lineDue.Before(now.Add(idle))) {
+		if !c.refresh.Equal(c.lineDue) {
+			c.refresh = c.lineDue
+			_ = c.c.SetDeadline(c.lineDue)
+		}
 		return
 	}
-	if now := time.Now(); now.Sub(c.refresh) > idle/16 {
+	if idle <= 0 {
+		if !c.refresh.IsZero() {
+			c.refresh = time.Time{}
+			_ = c.c.SetDeadline(time.Time{})
+		}
+		return
+	}
+	if now.Sub(c.refresh) > idle/16 {
 		c.refresh = now
 		_ = c.c.SetDeadline(now.Add(idle))
+	}
+}
+
+// trackLine follows where lines start and end in what a read brought (before consume changes
+// it), for MessageTimeout: a line starts with its first byte and ends at its newline, whatever
+// pauses split it into messages.
+func (c *conn) trackLine(b []byte) {
+	mt := c.s.cfg.MessageTimeout
+	if mt <= 0 {
+		return
+	}
+	switch i := bytes.LastIndexByte(b, '\n'); {
+	case i == len(b)-1:
+		c.lineStart, c.lineDue = time.Time{}, time.Time{}
+	case i >= 0 || c.lineStart.IsZero():
+		c.lineStart = time.Now()
+		c.lineDue = c.lineStart.Add(mt)
 	}
 }
 
@@ -633,6 +732,9 @@ func (c *conn) readFailed(ctx context.Context, err error, buf []byte) string {
 		return ""
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		reason := fmt.Sprintf("idle for %v", c.s.cfg.IdleTimeout)
+		if !c.lineDue.IsZero() && !time.Now().Before(c.lineDue) {
+			reason = fmt.Sprintf("message not completed in %v", c.s.cfg.MessageTimeout)
+		}
 		c.finish(ctx, []byte(errorWord+" "+reason+"\n"), time.Now(), 0, buf)
 		return reason
 	}

@@ -60,7 +60,9 @@ Examples:
 			durationFlag("jitter", "", 0, "vary the delay uniformly by up to ± `JITTER`"),
 			&cli.Uint64Flag{Name: "seed", Usage: "seed the drops and jitter with `N` for a reproducible run (0: random)"},
 			&cli.IntFlag{Name: "max-conns", Value: tcpping.DefaultMaxConns, Usage: "serve at most `N` connections at once; more are told \"ERROR server busy\" and closed"},
+			&cli.IntFlag{Name: "max-conns-per-host", Value: tcpping.DefaultMaxConnsPerHost, Usage: "serve at most `N` connections from one client address; more are told \"ERROR server busy\" and closed"},
 			durationFlag("idle-timeout", "", tcpping.DefaultIdleTimeout, "close a connection that sends nothing for `IDLE` (0: never)"),
+			durationFlag("message-timeout", "", tcpping.DefaultMessageTimeout, "close a connection whose line takes longer than `T` from its first byte to its newline (0: never)"),
 			&cli.IntFlag{Name: "max-line", Value: tcpping.DefaultMaxLineLength, Usage: "close a connection that sends a message longer than `BYTES` without a newline"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "do not log connections and messages"},
 		}, serverMetricsFlags()...),
@@ -100,6 +102,17 @@ func tcpServer(c *cli.Context) error {
 	if maxConns < 1 {
 		return exitUsage("%s: --max-conns: %d is below 1", name, maxConns)
 	}
+	perHost := c.Int("max-conns-per-host")
+	if perHost < 1 {
+		return exitUsage("%s: --max-conns-per-host: %d is below 1", name, perHost)
+	}
+	msgTimeout, err := flagDuration(c, "message-timeout")
+	if err != nil {
+		return err
+	}
+	if msgTimeout == 0 {
+		msgTimeout = -1 // the package's "never"
+	}
 	maxLine := c.Int("max-line")
 	if maxLine < 1 {
 		return exitUsage("%s: --max-line: %d is below 1", name, maxLine)
@@ -114,15 +127,17 @@ func tcpServer(c *cli.Context) error {
 	out := c.App.Writer
 	var mu sync.Mutex // connections log from their own goroutines
 	cfg := tcpping.ServerConfig{
-		Addr:          c.String("listen"),
-		Drop:          drop,
-		DropMode:      mode,
-		Delay:         delay,
-		Jitter:        jitter,
-		Seed:          c.Uint64("seed"),
-		MaxConns:      maxConns,
-		IdleTimeout:   idle,
-		MaxLineLength: maxLine,
+		Addr:            c.String("listen"),
+		Drop:            drop,
+		DropMode:        mode,
+		Delay:           delay,
+		Jitter:          jitter,
+		Seed:            c.Uint64("seed"),
+		MaxConns:        maxConns,
+		MaxConnsPerHost: perHost,
+		IdleTimeout:     idle,
+		MessageTimeout:  msgTimeout,
+		MaxLineLength:   maxLine,
 	}
 	if !c.Bool("quiet") {
 		cfg.Log = func(e tcpping.Event) {
@@ -142,6 +157,10 @@ func tcpServer(c *cli.Context) error {
 		return err
 	}
 	mu.Lock()
+	if w := srv.Warning(); w != "" {
+		fmt.Fprintf(c.App.ErrWriter, "%s: warning: %s\n", name, w)
+	}
+	cfg.MaxConns = srv.MaxConns()
 	fmt.Fprintf(out, "TCP echo server on %s: %s; Ctrl-C stops it\n", srv.Addr(), tcpImpairments(cfg, srv.Seed()))
 	if msrv != nil {
 		defer msrv.Close()

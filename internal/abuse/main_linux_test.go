@@ -62,10 +62,18 @@ type proc struct {
 // start runs pinglab with args and kills it at the end of the test.
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(pinglab, args...)
-	if len(args) > 1 && args[0] == "-nice" {
-		cmd = exec.Command("nice", append([]string{"-n", args[1], pinglab}, args[2:]...)...)
-	}
+	return startCmd(t, exec.Command(pinglab, args...))
+}
+
+// startNice runs pinglab with args at the given nice value (root may go below 0).
+func startNice(t *testing.T, nice int, args ...string) *proc {
+	t.Helper()
+	return startCmd(t, exec.Command("nice", append([]string{"-n", strconv.Itoa(nice), pinglab}, args...)...))
+}
+
+// startCmd runs cmd and kills it at the end of the test.
+func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
 	p := &proc{cmd: cmd, done: make(chan struct{})}
 	p.cmd.Stdout = &lockedWriter{&p.mu, &p.out}
 	p.cmd.Stderr = &lockedWriter{&p.mu, &p.stderr}
@@ -78,12 +86,6 @@ func start(t *testing.T, args ...string) *proc {
 		<-p.done
 	})
 	return p
-}
-
-// startNice runs pinglab with args at the given nice value (root may go below 0).
-func startNice(t *testing.T, nice int, args ...string) *proc {
-	t.Helper()
-	return start(t, append([]string{"-nice", strconv.Itoa(nice)}, args...)...)
 }
 
 // stop interrupts p (Ctrl-C) and returns what it printed.
@@ -111,6 +113,13 @@ func (w *lockedWriter) Write(b []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.Write(b)
+}
+
+// output returns what p printed so far.
+func (p *proc) output() (stdout, stderr string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String(), p.stderr.String()
 }
 
 // rssMB returns the resident set of pid in MB, from /proc.
