@@ -249,11 +249,71 @@ type Row struct {
 
 var errNotPinglab = errors.New("not a pinglab CSV")
 
+// The bounds of what ReadCSV reads: a row of pinglab's is a few hundred bytes, and a day of a
+// ping a second some 10 MB; past either bound the file is not a run pinglab wrote, and reading
+// on would only hold memory.
+// Variables, so that a test can lower them.
+var (
+	// maxCSVLine bounds one line of a CSV.
+	maxCSVLine = 16 << 10
+	// maxCSVBytes bounds a whole CSV.
+	maxCSVBytes = 32 << 20
+)
+
+var (
+	errLineTooLong = errors.New("line too long")
+	errFileTooLong = errors.New("file too long")
+)
+
+// A boundedReader passes its reader's bytes on until a line passes maxCSVLine or the whole
+// maxCSVBytes, and then fails, naming the line.
+type boundedReader struct {
+	r     io.Reader
+	total int
+	line  int // the line being read, from 1
+	n     int // its bytes so far
+	err   error
+}
+
+func (b *boundedReader) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	// Reading at most what is left of the file's bound keeps the check exact.
+	p = p[:min(len(p), maxCSVBytes+1-b.total)]
+	n, err := b.r.Read(p)
+	for i, c := range p[:n] {
+		if c == '\n' {
+			b.line++
+			b.n = 0
+			continue
+		}
+		if b.n++; b.n > maxCSVLine {
+			b.err = &lineError{b.line + 1, fmt.Errorf("%w: over %d bytes (a pinglab CSV row is a few hundred)", errLineTooLong, maxCSVLine)}
+			return i, b.err
+		}
+	}
+	if b.total += n; b.total > maxCSVBytes {
+		b.err = &lineError{b.line + 1, fmt.Errorf("%w: over %d MiB, more than pinglab reads back", errFileTooLong, maxCSVBytes>>20)}
+		return n, b.err
+	}
+	return n, err
+}
+
+// A lineError is a bound passed on a line of the file.
+type lineError struct {
+	line int
+	err  error
+}
+
+func (e *lineError) Error() string { return fmt.Sprintf("%d: %v", e.line, e.err) }
+func (e *lineError) Unwrap() error { return e.err }
+
 // ReadCSV reads a CSV written by NewCSV. name is used in errors ("run.csv:7: ...") and as the
 // run's Name. Anything that is not pinglab's, or is broken, is an error naming the line.
 func ReadCSV(r io.Reader, name string) (Run, error) {
 	run := Run{Name: name}
-	cr := csv.NewReader(r)
+	cr := csv.NewReader(&boundedReader{r: r})
 	cr.FieldsPerRecord = -1 // counted here, for a clearer message
 	header, err := cr.Read()
 	if errors.Is(err, io.EOF) {
@@ -313,6 +373,10 @@ func ReadCSV(r io.Reader, name string) (Run, error) {
 }
 
 func csvError(name string, err error) error {
+	var le *lineError
+	if errors.As(err, &le) {
+		return fmt.Errorf("%s:%d: %w", name, le.line, le.err)
+	}
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
 		return fmt.Errorf("%s:%d: %w", name, pe.Line, pe.Err)

@@ -2,6 +2,9 @@ package report
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,6 +167,95 @@ func FuzzReadCSV(f *testing.F) {
 		s := run.Summary()
 		if s.Received > s.Transmitted || s.Loss < 0 || s.Loss > 100 {
 			t.Errorf("summary %+v of an accepted file is inconsistent", s)
+		}
+	})
+}
+
+// zeros is an endless stream of NUL bytes, as /dev/zero is.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// rows is an endless stream of a header and valid rows.
+type rows struct{ buf []byte }
+
+func (r *rows) Read(p []byte) (int, error) {
+	if r.buf == nil {
+		r.buf = []byte("seq,sent_unix,status,rtt_ms,ttl,from,icmp_type,icmp_code,proto,target,error,direction\n")
+	}
+	for len(r.buf) < len(p) {
+		r.buf = append(r.buf, "1,1,timeout,,,,,,udp,127.0.0.1,,\n"...)
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+// TestReadCSVBounds checks the line and file bounds: a long line, an endless line (/dev/zero)
+// and an endless file each fail naming the file and the line, having read little more than
+// the bound.
+func TestReadCSVBounds(t *testing.T) {
+	defer func(l, b int) { maxCSVLine, maxCSVBytes = l, b }(maxCSVLine, maxCSVBytes)
+	maxCSVBytes = 1 << 20
+	const header = "seq,sent_unix,status,rtt_ms,ttl,from,icmp_type,icmp_code,proto,target,error\n"
+	tests := []struct {
+		name string
+		in   io.Reader
+		want string
+		is   error
+	}{
+		{"long line", strings.NewReader(header + "1,1,timeout,,,,,,udp," + strings.Repeat("x", 20000) + ",\n"),
+			"run.csv:2: line too long: over 16384 bytes (a pinglab CSV row is a few hundred)", errLineTooLong},
+		{"endless line", zeros{}, "run.csv:1: line too long: over 16384 bytes", errLineTooLong},
+		{"endless file", &rows{}, "run.csv:", errFileTooLong},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ReadCSV(io.LimitReader(tt.in, 64<<20), "run.csv")
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) || !errors.Is(err, tt.is) {
+				t.Fatalf("ReadCSV error %v, want %v starting %q", err, tt.is, tt.want)
+			}
+		})
+	}
+	// The endless file fails on the line that passes the bound, after maxCSVBytes.
+	_, err := ReadCSV(&rows{}, "run.csv")
+	var line int
+	if _, serr := fmt.Sscanf(err.Error(), "run.csv:%d:", &line); serr != nil || line < maxCSVBytes/40 || line > maxCSVBytes/30 {
+		t.Errorf("endless file: %v, want the line near the %d MiB bound", err, maxCSVBytes>>20)
+	}
+}
+
+// FuzzReadCSVBounded reads any input under small bounds: what ReadCSV accepts has no line and
+// no total past them, and every error names the file.
+func FuzzReadCSVBounded(f *testing.F) {
+	defer func(l, b int) { maxCSVLine, maxCSVBytes = l, b }(maxCSVLine, maxCSVBytes)
+	maxCSVLine, maxCSVBytes = 200, 2000
+	seeds, _ := filepath.Glob(filepath.Join(goldenDir, "*.csv"))
+	for _, path := range seeds {
+		if b, err := os.ReadFile(path); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("seq,sent_unix,status,rtt_ms,ttl,from,icmp_type,icmp_code,proto,target,error\n1,1,timeout,,,,,,udp,\"a\nb\",\n"))
+	f.Add(bytes.Repeat([]byte{0}, 300))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, err := ReadCSV(bytes.NewReader(data), "fuzz.csv")
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "fuzz.csv") {
+				t.Errorf("error %q does not name the file", err)
+			}
+			return
+		}
+		if len(data) > maxCSVBytes {
+			t.Errorf("accepted %d bytes, over the bound %d", len(data), maxCSVBytes)
+		}
+		for i, l := range bytes.Split(data, []byte("\n")) {
+			if len(l) > maxCSVLine {
+				t.Errorf("accepted line %d of %d bytes, over the bound %d", i+1, len(l), maxCSVLine)
+			}
 		}
 	})
 }
