@@ -16,7 +16,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -70,7 +72,50 @@ type Options struct {
 	// Netns is a network namespace by name (as `ip netns` names it, under /run/netns) or by
 	// path; "" is the caller's own namespace.
 	Netns string
+	// Holder, when set, is the process that will remove the scenario (Hold): an apply marks
+	// the scenario with it, so that Hold removes that scenario only, never a newer one that
+	// replaced it, and so that Show can tell when its holder is gone.
+	Holder *Holder
 }
+
+// A Holder is the process that keeps a scenario for a while (--for) and then removes it.
+type Holder struct {
+	// Gen is the mark of one apply, at random.
+	Gen uint64
+	// PID is the holder's process; Until when it means to remove the scenario.
+	PID   int
+	Until time.Time
+	// Gone is set by Show when no process PID runs any more (it was killed): the scenario
+	// then stays until cleared.
+	Gone bool
+}
+
+// NewHolder returns the Holder of this process for a scenario held d from now.
+func NewHolder(d time.Duration) *Holder {
+	return &Holder{Gen: rand.Uint64() | 1, PID: os.Getpid(), Until: time.Now().Add(d).Truncate(time.Second)}
+}
+
+// holderTag starts the comment of the rule that carries a Holder's mark.
+const holderTag = ruleTag + " holder"
+
+func (h *Holder) tag() string {
+	return fmt.Sprintf("%s gen=%016x pid=%d until=%d", holderTag, h.Gen, h.PID, h.Until.Unix())
+}
+
+// parseHolder reads a Holder back from its tag.
+func parseHolder(tag string) (*Holder, bool) {
+	var h Holder
+	var until int64
+	if _, err := fmt.Sscanf(tag, holderTag+" gen=%x pid=%d until=%d", &h.Gen, &h.PID, &until); err != nil {
+		return nil, false
+	}
+	h.Until = time.Unix(until, 0)
+	return &h, true
+}
+
+// ErrReplaced is what Hold returns when the scenario it held was replaced by a newer one,
+// which it leaves in place.
+var ErrReplaced = errors.New("a newer scenario replaced it; left in place")
 
 // NetnsPath returns the file that names the namespace, "" for the caller's own.
 func (o Options) NetnsPath() (string, error) {
@@ -293,6 +338,8 @@ type State struct {
 	Table bool
 	// Rules holds the tags of rules pinglab did not recognise (a newer pinglab's, say).
 	Rules []string
+	// Holder is the process that holds the scenario (--for), nil when none does.
+	Holder *Holder
 }
 
 // Empty reports whether pinglab has nothing set.
@@ -313,7 +360,15 @@ func (s State) Words() []string {
 	for _, r := range s.Rules {
 		w = append(w, "an nftables rule tagged "+strconv.Quote(r))
 	}
-	if s.Table && s.Drop == nil && s.Reject == nil && len(s.Rules) == 0 {
+	if h := s.Holder; h != nil {
+		if h.Gone {
+			w = append(w, fmt.Sprintf("its holder (pid %d, to remove it at %s) is gone: it stays until pinglab lossy clear",
+				h.PID, h.Until.Format("15:04:05")))
+		} else {
+			w = append(w, fmt.Sprintf("held by pid %d until %s", h.PID, h.Until.Format("15:04:05")))
+		}
+	}
+	if s.Table && s.Drop == nil && s.Reject == nil && len(s.Rules) == 0 && s.Holder == nil {
 		w = append(w, "the nftables table inet pinglab, with no rules")
 	}
 	if len(w) == 0 {

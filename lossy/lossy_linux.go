@@ -102,10 +102,21 @@ func ApplyNetem(ctx context.Context, o Options, n Netem) error {
 		return err
 	}
 	defer c.close()
-	if err := c.clear(); err != nil {
+	// Everything that can be checked is, before anything changes; then the netem, which the
+	// kernel may still refuse (no netem), before the old scenario goes: a failing apply
+	// leaves what was there.
+	l, err := checkNetem(c.h, n)
+	if err != nil {
 		return err
 	}
-	return applyNetem(c.h, c.path, n)
+	if err := applyNetem(c.path, l, n); err != nil {
+		return err
+	}
+	queueNetemMark(c.nft, o.Holder)
+	if err := nftFlush(c.nft); err != nil {
+		return err
+	}
+	return clearNetemExcept(c.h, n.Dev)
 }
 
 // ApplyDrop clears what pinglab had set in the namespace and drops a random share of packets,
@@ -135,12 +146,13 @@ func applyRules(ctx context.Context, o Options, d *Drop, r *Reject) error {
 		return err
 	}
 	defer c.close()
-	if err := clearNetem(c.h); err != nil {
+	// The batch deletes the old table and builds the new one: a scenario never half-applies,
+	// and one the kernel refuses leaves the old in place. The old netem goes after.
+	queueScenario(c.nft, d, r, o.Holder)
+	if err := nftFlush(c.nft); err != nil {
 		return err
 	}
-	// The batch deletes the old table and builds the new one: a scenario never half-applies.
-	queueScenario(c.nft, d, r)
-	return nftFlush(c.nft)
+	return clearNetem(c.h)
 }
 
 // Clear removes everything pinglab set in the namespace: its nftables table and its netem
@@ -178,7 +190,9 @@ func Show(ctx context.Context, o Options) (State, error) {
 }
 
 // Hold waits until d has passed (d <= 0: until ctx is done) or ctx is done, then clears the
-// namespace. It is how a scenario lasts "for" a while and how Ctrl-C removes it.
+// namespace. It is how a scenario lasts "for" a while and how Ctrl-C removes it. With
+// o.Holder, the scenario the apply marked with it is removed, and only that one: a newer
+// scenario that replaced it is left, and Hold returns ErrReplaced.
 func Hold(ctx context.Context, o Options, d time.Duration) error {
 	var timeout <-chan time.Time
 	if d > 0 {
@@ -190,7 +204,28 @@ func Hold(ctx context.Context, o Options, d time.Duration) error {
 	case <-ctx.Done():
 	case <-timeout:
 	}
-	return Clear(context.WithoutCancel(ctx), o)
+	if o.Holder == nil {
+		return Clear(context.WithoutCancel(ctx), o)
+	}
+	c, err := open(o)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	own, err := queueClearOwn(c.nft, o.Holder)
+	if err != nil {
+		return err
+	}
+	if !own {
+		return fmt.Errorf("lossy: %w", ErrReplaced)
+	}
+	if err := nftFlush(c.nft); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("lossy: %w", ErrReplaced) // replaced since the mark was read
+		}
+		return err
+	}
+	return clearNetem(c.h)
 }
 
 // inNetns runs f on an OS thread switched into the namespace at path ("": the process's own,

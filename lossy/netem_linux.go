@@ -111,7 +111,10 @@ func isOurs(q netlink.Qdisc) bool {
 
 // clearNetem removes pinglab's netem qdiscs from every interface; the kernel puts its default
 // back.
-func clearNetem(h *netlink.Handle) error {
+func clearNetem(h *netlink.Handle) error { return clearNetemExcept(h, "") }
+
+// clearNetemExcept removes pinglab's netem qdiscs from every interface but keep.
+func clearNetemExcept(h *netlink.Handle, keep string) error {
 	links, err := h.LinkList()
 	if err != nil {
 		return linkErr(err)
@@ -121,7 +124,7 @@ func clearNetem(h *netlink.Handle) error {
 		if err != nil {
 			return linkErr(err)
 		}
-		if !isOurs(q) {
+		if !isOurs(q) || (keep != "" && l.Attrs().Name == keep) {
 			continue
 		}
 		if err := h.QdiscDel(q); err != nil && !errors.Is(err, unix.ENOENT) {
@@ -148,26 +151,32 @@ func readNetem(h *netlink.Handle, s *State) error {
 	return nil
 }
 
-// applyNetem puts n at the root of its interface in the namespace at path ("": the process's
-// own), after pinglab's leftovers were cleared.
-func applyNetem(h *netlink.Handle, path string, n Netem) error {
+// checkNetem returns n's interface, or why netem cannot go there: no such interface, or a
+// root qdisc that is someone else's (unless n.Force).
+func checkNetem(h *netlink.Handle, n Netem) (netlink.Link, error) {
 	l, err := h.LinkByName(n.Dev)
 	if err != nil {
-		return fmt.Errorf("lossy: interface %q: %w", n.Dev, linkErr(err))
+		return nil, fmt.Errorf("lossy: interface %q: %w", n.Dev, linkErr(err))
 	}
 	q, err := rootQdisc(h, l)
 	if err != nil {
-		return linkErr(err)
+		return nil, linkErr(err)
 	}
 	if !isDefault(q) && !isOurs(q) && !n.Force {
-		return fmt.Errorf("lossy: %s: %w: %s %s is there (someone's tc qdisc)",
+		return nil, fmt.Errorf("lossy: %s: %w: %s %s is there (someone's tc qdisc)",
 			n.Dev, ErrForeignQdisc, q.Type(), netlink.HandleStr(q.Attrs().Handle))
 	}
+	return l, nil
+}
+
+// applyNetem puts n at the root of its interface l in the namespace at path ("": the
+// process's own), replacing the qdisc there (the default, pinglab's, or with n.Force anyone's).
+func applyNetem(path string, l netlink.Link, n Netem) error {
 	// The package's QdiscReplace, not h's: a Handle's sockets cannot ask for the kernel's own
 	// words with an error (NETLINK_EXT_ACK, "Specified qdisc kind is unknown"), the one-shot
 	// socket of a package-level call can (nl.EnableErrorMessageReporting, set in init). It opens
 	// in the namespace of the thread, which inNetns switches.
-	q = netemQdisc(l.Attrs().Index, n, netlink.TickInUsec())
+	q := netemQdisc(l.Attrs().Index, n, netlink.TickInUsec())
 	if err := inNetns(path, func() error { return netlink.QdiscReplace(q) }); err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			// RTM_NEWQDISC answers ENOENT only for a kind it does not know (a missing link is

@@ -100,10 +100,35 @@ func queueClear(c *nftables.Conn) {
 	c.DelTable(pinglabTable)
 }
 
-// queueScenario queues a clear followed by the table, chains and rules of the scenario.
-func queueScenario(c *nftables.Conn, d *Drop, r *Reject) {
-	queueClear(c)
+// holderChain is the chain that carries a Holder's mark: a chain without a hook, which no
+// packet ever passes.
+const holderChain = "holder"
+
+// queueMark queues the table with the holder's mark, the table only when h is nil.
+func queueMark(c *nftables.Conn, h *Holder) *nftables.Table {
 	t := c.AddTable(pinglabTable)
+	if h != nil {
+		ch := c.AddChain(&nftables.Chain{Name: holderChain, Table: t})
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{&expr.Counter{}},
+			UserData: userdata.AppendString(nil, userdata.TypeComment, h.tag())})
+	}
+	return t
+}
+
+// queueNetemMark queues a clear of the table and, for a held netem scenario, a table with the
+// holder's mark only.
+func queueNetemMark(c *nftables.Conn, h *Holder) {
+	queueClear(c)
+	if h != nil {
+		queueMark(c, h)
+	}
+}
+
+// queueScenario queues a clear followed by the table, chains and rules of the scenario, and
+// the holder's mark.
+func queueScenario(c *nftables.Conn, d *Drop, r *Reject, h *Holder) {
+	queueClear(c)
+	t := queueMark(c, h)
 	policy := nftables.ChainPolicyAccept
 	chains := map[string]*nftables.Chain{
 		"input": c.AddChain(&nftables.Chain{Name: "input", Table: t, Type: nftables.ChainTypeFilter,
@@ -132,6 +157,55 @@ func nftErr(err error) error {
 	return fmt.Errorf("lossy: nftables: %w", err)
 }
 
+// holderRule returns the Holder whose mark the chain carries and its rule, or nil.
+func holderRule(c *nftables.Conn, ch *nftables.Chain) (*Holder, *nftables.Rule, error) {
+	rs, err := c.GetRules(pinglabTable, ch)
+	if err != nil {
+		return nil, nil, nftErr(err)
+	}
+	for _, r := range rs {
+		tag, _ := userdata.GetString(r.UserData, userdata.TypeComment)
+		if h, ok := parseHolder(tag); ok {
+			return h, r, nil
+		}
+	}
+	return nil, nil, nil
+}
+
+// running reports whether a process pid exists.
+func running(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := unix.Kill(pid, 0)
+	return err == nil || errors.Is(err, unix.EPERM)
+}
+
+// queueClearOwn queues the removal of pinglab's table if it still carries h's mark: the
+// batch deletes h's rule first, so that it fails as a whole, changing nothing, when a newer
+// scenario replaced the table. It reports false when the mark is gone already.
+func queueClearOwn(c *nftables.Conn, h *Holder) (bool, error) {
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return false, nftErr(err)
+	}
+	for _, ch := range chains {
+		if ch.Table.Name != TableName || ch.Name != holderChain {
+			continue
+		}
+		got, r, err := holderRule(c, ch)
+		if err != nil || got == nil || got.Gen != h.Gen {
+			return false, err
+		}
+		if err := c.DelRule(r); err != nil {
+			return false, nftErr(err)
+		}
+		c.DelTable(pinglabTable)
+		return true, nil
+	}
+	return false, nil
+}
+
 // readRules reads the scenario back from the tags of pinglab's rules.
 func readRules(c *nftables.Conn, s *State) error {
 	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
@@ -153,6 +227,15 @@ func readRules(c *nftables.Conn, s *State) error {
 	seen := map[string]bool{}
 	for _, ch := range chains {
 		if ch.Table.Name != TableName {
+			continue
+		}
+		if ch.Name == holderChain {
+			if h, _, err := holderRule(c, ch); err != nil {
+				return err
+			} else if h != nil {
+				h.Gone = !running(h.PID)
+				s.Holder = h
+			}
 			continue
 		}
 		rs, err := c.GetRules(pinglabTable, ch)

@@ -72,7 +72,7 @@ var tableNameAttr = func() []byte {
 func TestBatchOnlyTouchesPinglab(t *testing.T) {
 	from, _ := ParsePrefix("10.77.1.0/24")
 	msgs := batch(t, func(c *nftables.Conn) {
-		queueScenario(c, &Drop{Prob: 0.2, Proto: "udp", Port: 12000, From: from}, nil)
+		queueScenario(c, &Drop{Prob: 0.2, Proto: "udp", Port: 12000, From: from}, nil, nil)
 	})
 	want := []string{"begin", "newtable", "deltable", "newtable", "newchain", "newchain", "newrule", "newrule", "newrule", "end"}
 	if diff := cmp.Diff(want, kinds(msgs)); diff != "" {
@@ -95,7 +95,7 @@ func TestBatchOnlyTouchesPinglab(t *testing.T) {
 }
 
 func TestNumgenByteOrder(t *testing.T) {
-	msgs := batch(t, func(c *nftables.Conn) { queueScenario(c, &Drop{Prob: 0.2}, nil) })
+	msgs := batch(t, func(c *nftables.Conn) { queueScenario(c, &Drop{Prob: 0.2}, nil, nil) })
 	rule := msgs[len(msgs)-2]
 	cmpAttrs := func(b []byte) []byte {
 		data, _ := netlink.MarshalAttributes([]netlink.Attribute{{Type: unix.NFTA_DATA_VALUE, Data: b}})

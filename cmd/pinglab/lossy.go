@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"context"
 	"fmt"
 	"io"
@@ -232,6 +233,11 @@ func lossyApply(c *cli.Context, check func() error, apply func(context.Context, 
 		return err
 	}
 	o := lossy.Options{Netns: c.String("netns")}
+	if hold > 0 {
+		// The mark that lets this process remove its own scenario only, and lets
+		// "lossy show" tell when this process is gone.
+		o.Holder = lossy.NewHolder(hold)
+	}
 	if err := apply(c.Context, o); err != nil {
 		return failure(c, err)
 	}
@@ -244,7 +250,10 @@ func lossyApply(c *cli.Context, check func() error, apply func(context.Context, 
 		return nil
 	}
 	fmt.Fprintf(w, "Holding it for %s (Ctrl-C removes it sooner).\n", formatDuration(hold))
-	if err := lossy.Hold(c.Context, o, hold); err != nil {
+	if err := lossy.Hold(c.Context, o, hold); errors.Is(err, lossy.ErrReplaced) {
+		fmt.Fprintf(w, "%s%s.\n", where(o), lossy.ErrReplaced)
+		return nil
+	} else if err != nil {
 		return failure(c, err)
 	}
 	fmt.Fprintf(w, "%sremoved.\n", where(o))
