@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -153,6 +154,9 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("pinglab %s: exit %d, stdout %q, stderr %q; want exit 2, no stdout, one line with %q",
 					args, code, stdout, stderr, tt.want)
 			}
+			if m := libraryWords.FindString(commandName.ReplaceAllString(stderr, "")); m != "" {
+				t.Errorf("pinglab %s: stderr %q has the library's %q", args, stderr, m)
+			}
 			if n := w.sent(); n != 0 {
 				t.Errorf("pinglab %s sent %d packets (or connections); bad input must send nothing", args, n)
 			}
@@ -162,6 +166,12 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("a plot that failed left %s behind (%v)", filepath.Join(dir, "out.png"), err)
 	}
 }
+
+// libraryWords are what a Go package says of itself and a user should never read.
+var libraryWords = regexp.MustCompile(`(^|[^-\w])(udpping|tcpping|icmpping|lossy|proxy|report|plot|pingmsg|probe|impair|sock|trace): |ParseAddr|ParseInt|strconv\.|netip\.`)
+
+// commandName is the start of every error line: "pinglab lossy drop: ".
+var commandName = regexp.MustCompile(`^pinglab( [a-z]+)*: `)
 
 // A witness runs pinglab children and counts what they send.
 type witness struct {
