@@ -83,11 +83,12 @@ func (v *View) Line() string {
 }
 
 // line is the status line. Its figures are package stats', as the summary's will be: "lost"
-// is the probes given up on and the loss is among the probes whose fate is known, since one
-// still in flight is not lost yet; the average is iputils'.
+// is the probes given up on and the loss is among the probes whose fate is known; the probes
+// still in flight are counted apart, since they are not lost yet; the average is iputils'.
 func (v *View) line() string {
 	sum := v.stats.Running()
-	s := fmt.Sprintf("%d sent, %d received, %d lost (%.1f%%)", sum.Transmitted, sum.Received, sum.GivenUp(), sum.SettledLoss())
+	inFlight := max(sum.Transmitted-sum.Received-sum.GivenUp(), 0)
+	s := fmt.Sprintf("%d sent, %d received, %d lost (%.1f%%), %d in flight", sum.Transmitted, sum.Received, sum.GivenUp(), sum.SettledLoss(), inFlight)
 	if sum.Received > 0 {
 		s += fmt.Sprintf(", last %s ms, avg %s ms", millis(sum.Last), millis(sum.Avg))
 	}

@@ -53,15 +53,15 @@ func TestViewOnTerminal(t *testing.T) {
 	v.Clear()
 	v.Clear() // a second Clear writes nothing more
 
-	want := clearLine + "1 sent, 0 received, 0 lost (0.0%)" +
-		clearLine + "2 sent, 1 received, 0 lost (0.0%), last 1.500 ms, avg 1.500 ms" +
-		clearLine + "2 sent, 1 received, 1 lost (50.0%), last 1.500 ms, avg 1.500 ms" +
-		clearLine + "3 sent, 2 received, 1 lost (33.3%), last 0.500 ms, avg 1.000 ms" +
+	want := clearLine + "1 sent, 0 received, 0 lost (0.0%), 1 in flight" +
+		clearLine + "2 sent, 1 received, 0 lost (0.0%), 1 in flight, last 1.500 ms, avg 1.500 ms" +
+		clearLine + "2 sent, 1 received, 1 lost (50.0%), 0 in flight, last 1.500 ms, avg 1.500 ms" +
+		clearLine + "3 sent, 2 received, 1 lost (33.3%), 0 in flight, last 0.500 ms, avg 1.000 ms" +
 		clearLine
 	if diff := cmp.Diff(want, buf.String()); diff != "" {
 		t.Errorf("terminal output (-want +got):\n%s", diff)
 	}
-	if got, want := v.Line(), "3 sent, 2 received, 1 lost (33.3%), last 0.500 ms, avg 1.000 ms"; got != want {
+	if got, want := v.Line(), "3 sent, 2 received, 1 lost (33.3%), 0 in flight, last 0.500 ms, avg 1.000 ms"; got != want {
 		t.Errorf("Line() = %q, want %q", got, want)
 	}
 }
