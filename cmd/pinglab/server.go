@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
+	"sync"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/urfave/cli/v2"
 
 	"github.com/pinglab/pinglab/internal/pingmsg"
 )
@@ -121,4 +125,45 @@ func writeClientTable(w io.Writer, proto string, cols []string, rows []clientRow
 		cells[i] = strconv.Itoa(n)
 	}
 	line("total", cells)
+}
+
+// countsFlag is the servers' --counts-every: how often a quiet server says how it goes.
+func countsFlag() cli.Flag {
+	return durationFlag("counts-every", "", 10*time.Second, "with --quiet, print the counts so far every `DURATION` when they changed (0: never)")
+}
+
+// quietCounts prints, every d until stop is called, the line counts gives when it differs from
+// the last one printed: with --quiet a server would otherwise say nothing until Ctrl-C. Each
+// line starts with the time, as the per-message log's do.
+func quietCounts(ctx context.Context, d time.Duration, print func(string), counts func() string) (stop func()) {
+	if d <= 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		last := counts()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				if l := counts(); l != last {
+					print(now.Format("15:04:05.000000") + " " + l)
+					last = l
+				}
+			}
+		}
+	})
+	return func() { cancel(); wg.Wait() }
+}
+
+// plural is "1 client", "2 clients".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
 }

@@ -65,6 +65,7 @@ Examples:
 			durationFlag("message-timeout", "", tcpping.DefaultMessageTimeout, "close a connection whose line takes longer than `T` from its first byte to its newline (0: never)"),
 			&cli.IntFlag{Name: "max-line", Value: tcpping.DefaultMaxLineLength, Usage: "close a connection that sends a message longer than `BYTES` without a newline"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "do not log connections and messages"},
+			countsFlag(),
 		}, serverMetricsFlags()...),
 		Action: tcpServer,
 	}
@@ -139,7 +140,12 @@ func tcpServer(c *cli.Context) error {
 		MessageTimeout:  msgTimeout,
 		MaxLineLength:   maxLine,
 	}
+	every, err := flagDuration(c, "counts-every")
+	if err != nil {
+		return err
+	}
 	if !c.Bool("quiet") {
+		every = 0 // every message has its line
 		cfg.Log = func(e tcpping.Event) {
 			line := tcpEventLine(e)
 			mu.Lock()
@@ -167,7 +173,13 @@ func tcpServer(c *cli.Context) error {
 		fmt.Fprintf(out, "metrics on %s\n", msrv.URL())
 	}
 	mu.Unlock()
+	stopCounts := quietCounts(c.Context, every, func(l string) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintln(out, l)
+	}, func() string { return tcpCounts(srv.Stats()) })
 	serveErr := srv.Serve(c.Context)
+	stopCounts()
 	mu.Lock()
 	defer mu.Unlock()
 	writeTCPTable(out, srv.Stats())
@@ -309,4 +321,19 @@ func tcpPing(c *cli.Context) error {
 	defer cl.Close()
 	h := report.Header{Proto: "tcp", Target: host, Addr: cl.RemoteAddr().String(), Size: cl.Size(), OneWay: c.Bool("one-way")}
 	return cr.run(c.Context, h, cl)
+}
+
+// tcpCounts is a quiet server's line of totals: "3 connections, 0 refused, 12 received, 10
+// echoed, 2 dropped from 1 client host".
+func tcpCounts(clients []tcpping.ClientStats) string {
+	var t tcpping.ClientStats
+	for _, st := range clients {
+		t.Conns += st.Conns
+		t.Refused += st.Refused
+		t.Received += st.Received
+		t.Echoed += st.Echoed
+		t.Dropped += st.Dropped
+	}
+	return fmt.Sprintf("%d connections, %d refused, %d received, %d echoed, %d dropped from %s",
+		t.Conns, t.Refused, t.Received, t.Echoed, t.Dropped, plural(len(clients), "client host"))
 }

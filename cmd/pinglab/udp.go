@@ -65,6 +65,7 @@ Examples:
 			durationFlag("jitter", "", 0, "vary the delay at random by up to ± `JITTER`"),
 			&cli.Uint64Flag{Name: "seed", Usage: "seed the random drops, errors and jitter with `N` for a reproducible run (0: a random seed, printed)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "log nothing per datagram"},
+			countsFlag(),
 			durationFlag("heartbeat-timeout", "", 3*time.Second, "report a heartbeat client stopped after `SILENCE` without a heartbeat"),
 		}, serverMetricsFlags()...),
 		Action: udpServer,
@@ -105,8 +106,13 @@ func udpServer(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	every, err := flagDuration(c, "counts-every")
+	if err != nil {
+		return err
+	}
 	w := c.App.Writer
 	if !c.Bool("quiet") {
+		every = 0 // every datagram has its line
 		cfg.Log = func(m udpping.Message) {
 			if m.Action != udpping.Heartbeat { // heartbeatLine tells of those
 				fmt.Fprintln(w, logLine(m))
@@ -128,7 +134,9 @@ func udpServer(c *cli.Context) error {
 		defer msrv.Close()
 		fmt.Fprintf(w, "metrics on %s\n", msrv.URL())
 	}
+	stopCounts := quietCounts(c.Context, every, func(l string) { fmt.Fprintln(w, l) }, func() string { return udpCounts(srv.Stats()) })
 	err = srv.Serve(c.Context)
+	stopCounts()
 	writeServerTable(w, srv.Stats())
 	writeHeartbeatTable(w, srv.Heartbeats())
 	if err != nil {
@@ -264,4 +272,17 @@ func udpPing(c *cli.Context) error {
 	defer conn.Close()
 	h := report.Header{Proto: "udp", Target: target, Addr: conn.RemoteAddr().String(), Size: conn.Size(), OneWay: cfg.OneWay}
 	return cr.run(c.Context, h, conn)
+}
+
+// udpCounts is a quiet server's line of totals: "12 received, 10 echoed, 2 dropped, 0 errors
+// from 1 client".
+func udpCounts(clients []udpping.ClientStats) string {
+	var t udpping.ClientStats
+	for _, st := range clients {
+		t.Received += st.Received
+		t.Echoed += st.Echoed
+		t.Dropped += st.Dropped
+		t.Errors += st.Errors
+	}
+	return fmt.Sprintf("%d received, %d echoed, %d dropped, %d errors from %s", t.Received, t.Echoed, t.Dropped, t.Errors, plural(len(clients), "client"))
 }
