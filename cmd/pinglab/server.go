@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"sync"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
