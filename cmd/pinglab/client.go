@@ -160,7 +160,7 @@ func (cr *clientRun) run(ctx context.Context, h report.Header, t probe.Transport
 		}
 		wrote(c, c.String("csv"))
 	}
-	if err := x.WritePlot(); err != nil {
+	if err := x.WritePlot(res); err != nil {
 		return err
 	}
 	if msrv != nil {

@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 
 	"github.com/pinglab/pinglab/lossy"
 )
@@ -250,7 +254,10 @@ func lossyApply(c *cli.Context, check func() error, apply func(context.Context, 
 		return nil
 	}
 	fmt.Fprintf(w, "Holding it for %s (Ctrl-C removes it sooner).\n", formatDuration(hold))
-	if err := lossy.Hold(c.Context, o, hold); errors.Is(err, lossy.ErrReplaced) {
+	stop := countdown(c.App.ErrWriter, time.Now().Add(hold), time.Second)
+	err = lossy.Hold(c.Context, o, hold)
+	stop()
+	if errors.Is(err, lossy.ErrReplaced) {
 		fmt.Fprintf(w, "%s%s.\n", where(o), lossy.ErrReplaced)
 		return nil
 	} else if err != nil {
@@ -345,4 +352,40 @@ func lossyClear(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.Writer, "%scleared: packets pass untouched.\n", where(o))
 	return nil
+}
+
+// onTerminal reports whether w is a terminal; tests stand a buffer in for one.
+var onTerminal = func(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// countdown keeps one line on w, a terminal, saying how long until the scenario is removed,
+// redrawn every tick, until stop erases it. Elsewhere (a pipe, a log) it writes nothing.
+func countdown(w io.Writer, until time.Time, tick time.Duration) (stop func()) {
+	if !onTerminal(w) {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	draw := func() {
+		// Whole seconds, rounded up: "1s left" until the very end, as a countdown reads.
+		left := max((time.Until(until) + time.Second - 1).Truncate(time.Second), 0)
+		fmt.Fprintf(w, "\r\x1b[K%s left before it is removed (Ctrl-C removes it now)", left)
+	}
+	wg.Go(func() {
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		draw()
+		for {
+			select {
+			case <-done:
+				fmt.Fprint(w, "\r\x1b[K")
+				return
+			case <-t.C:
+				draw()
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
 }

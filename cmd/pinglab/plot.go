@@ -211,12 +211,16 @@ func (x *clientExtras) Event(ev probe.Event) {
 // Clear erases the live line before anything else is printed to the terminal.
 func (x *clientExtras) Clear() { x.live.Clear() }
 
-// WritePlot writes --plot's figure of the run.
-func (x *clientExtras) WritePlot() error {
+// WritePlot writes --plot's figure of the run, whose title gives the summary's time.
+func (x *clientExtras) WritePlot(res probe.Result) error {
 	if x.rec == nil {
 		return nil
 	}
-	if err := plot.WriteRun(x.c.String("plot"), x.rec.Series(), plot.Options{}); err != nil {
+	s := x.rec.Series()
+	if !res.Start.IsZero() && res.End.After(res.Start) {
+		s.Time = res.End.Sub(res.Start)
+	}
+	if err := plot.WriteRun(x.c.String("plot"), s, plot.Options{}); err != nil {
 		return flagFailure(x.c, "--plot", err)
 	}
 	wrote(x.c, x.c.String("plot"))

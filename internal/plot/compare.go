@@ -60,7 +60,7 @@ func comparePlots(runs []Series) (overTime, cdf, loss *plot.Plot) {
 	cdf.X.Label.Text = "RTT (ms, log scale)"
 	// A log scale keeps the bulk of the replies readable next to a few slow outliers.
 	cdf.X.Scale = plot.LogScale{}
-	cdf.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	cdf.X.Tick.Marker = logTicks{}
 	cdf.Y.Label.Text = "share of replies"
 	cdf.Y.Min, cdf.Y.Max = 0, 1
 	cdf.Add(plotter.NewGrid())

@@ -52,6 +52,10 @@ type Series struct {
 	Sent int
 	// Points are the outcomes in the order they happened.
 	Points []Point
+	// Time is the run's time as its summary gives it ("time 1951ms": from the first send to
+	// the end of the run), when the run itself is drawn; 0 for a saved run, whose CSV does
+	// not tell when it ended.
+	Time time.Duration
 }
 
 // start returns when the run's first probe left (zero for an empty run).

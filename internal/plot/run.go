@@ -5,6 +5,7 @@ import (
 	"image/color"
 	"io"
 	"math"
+	"strconv"
 	"time"
 
 	"gonum.org/v1/plot"
@@ -79,8 +80,13 @@ func runTitle(s Series) string {
 		t += fmt.Sprintf(", %d errors", sum.Errors)
 	}
 	if start := s.start(); !start.IsZero() {
-		d := s.end().Sub(start).Round(time.Millisecond)
-		t += fmt.Sprintf("\nstarted %s, probes sent over %v", start.UTC().Format("2006-01-02 15:04:05 UTC"), d)
+		t += "\nstarted " + start.UTC().Format("2006-01-02 15:04:05 UTC")
+		if s.Time > 0 {
+			// The summary's own figure and rounding (iputils': to the nearest millisecond).
+			t += fmt.Sprintf(", time %dms", (s.Time+500*time.Microsecond)/time.Millisecond)
+		} else {
+			t += fmt.Sprintf(", probes sent over %v", s.end().Sub(start).Round(time.Millisecond))
+		}
 	}
 	return t
 }
@@ -167,6 +173,7 @@ func runPlots(s Series) (top, bottom *plot.Plot) {
 		return top, bottom
 	}
 	bottom.Title.Text = "RTT histogram"
+	bottom.Y.Tick.Marker = wholeTicks{} // counts of replies
 	bins := int(math.Ceil(math.Sqrt(float64(len(rtts)))))
 	bins = min(max(bins, 5), 40)
 	hist, err := plotter.NewHist(rtts, bins)
@@ -176,4 +183,57 @@ func runPlots(s Series) (top, bottom *plot.Plot) {
 		bottom.Add(hist)
 	}
 	return top, bottom
+}
+
+// wholeTicks marks an axis of counts: gonum's default ticks without the fractional ones, so
+// that a histogram of a few replies reads 0 1 2 3, not 0 0.5 1 1.5.
+type wholeTicks struct{}
+
+func (wholeTicks) Ticks(lo, hi float64) []plot.Tick {
+	var out []plot.Tick
+	labelled := 0
+	for _, t := range (plot.DefaultTicks{}).Ticks(lo, hi) {
+		if t.Value != math.Trunc(t.Value) {
+			continue
+		}
+		if t.Label != "" {
+			t.Label = strconv.FormatFloat(t.Value, 'f', 0, 64)
+			labelled++
+		}
+		out = append(out, t)
+	}
+	if labelled >= 2 {
+		return out
+	}
+	// A range of a few counts: every whole number, labelled.
+	out = out[:0]
+	for v := math.Ceil(lo); v <= hi; v++ {
+		out = append(out, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', 0, 64)})
+	}
+	return out
+}
+
+// logTicks marks a log axis: gonum's powers of ten over a wide range, and over a range
+// narrower than a decade (every RTT between 0.05 and 0.2 ms), where no power of ten or only
+// one falls inside, a few round values with labels.
+type logTicks struct{}
+
+func (logTicks) Ticks(lo, hi float64) []plot.Tick {
+	ticks := (plot.LogTicks{Prec: -1}).Ticks(lo, hi)
+	labelled := 0
+	for _, t := range ticks {
+		if t.Label != "" && t.Value >= lo && t.Value <= hi {
+			labelled++
+		}
+	}
+	if labelled >= 2 {
+		return ticks
+	}
+	var out []plot.Tick
+	for _, t := range (plot.DefaultTicks{}).Ticks(lo, hi) {
+		if t.Value > 0 {
+			out = append(out, t)
+		}
+	}
+	return out
 }
