@@ -60,7 +60,7 @@ func ParseConnectMode(s string) (ConnectMode, error) {
 
 var (
 	errBadConnectMode = errors.New("connect mode must be keep or per-ping")
-	errSizeSmall      = fmt.Errorf("size too small for the message (at least %d bytes)", MinSize)
+	errSizeSmall      = pingmsg.ErrSizeSmall
 	errSizeLarge      = fmt.Errorf("size above %d", MaxSize)
 	errBadSeq         = errors.New("sequence number must be positive")
 	errBadTimeout     = errors.New("timeout must not be negative")
@@ -137,18 +137,9 @@ type stream struct {
 // connects when it needs to, so that a server that is down (or comes up later) is reported
 // probe by probe.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
-	size := cfg.Size
-	switch {
-	case cfg.OneWay && size == 0:
-		size = OneWaySize
-	case cfg.OneWay && size < OneWaySize:
-		return nil, fmt.Errorf("tcpping: %w, not %d", errSizeOneWay, size)
-	case size == 0:
-		size = DefaultSize
-	case size < MinSize:
-		return nil, fmt.Errorf("tcpping: %w, not %d", errSizeSmall, size)
-	case size > MaxSize:
-		return nil, fmt.Errorf("tcpping: %w, not %d", errSizeLarge, size)
+	size, err := pingmsg.ClientSize(cfg.Size, MaxSize, cfg.OneWay, errSizeLarge)
+	if err != nil {
+		return nil, fmt.Errorf("tcpping: %w", err)
 	}
 	if int(cfg.Connect) >= len(connectModeNames) {
 		return nil, fmt.Errorf("tcpping: %w, not %d", errBadConnectMode, cfg.Connect)

@@ -19,10 +19,6 @@ import (
 // OneWaySize is the smallest Size, and the default, of a client with Config.OneWay.
 const OneWaySize = pingmsg.OneWaySize
 
-// errSizeOneWay: the receipt is written over the request's padding, and an echo is never
-// longer than its request.
-var errSizeOneWay = fmt.Errorf("one-way receipts need a size of at least %d bytes", OneWaySize)
-
 // answer makes the echo of piece in place: upper-cased, with the receipt written over its
 // padding when piece is a whole message (whole: it started and ended in this read) that asks
 // for one. A message split across reads is echoed plainly: its ping then has no receipt.

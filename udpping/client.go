@@ -43,13 +43,7 @@ type Config struct {
 // OneWaySize is the smallest Size, and the default, of a client with Config.OneWay.
 const OneWaySize = pingmsg.OneWaySize
 
-var (
-	errSizeSmall = fmt.Errorf("size too small for the message (at least %d bytes)", MinSize)
-	errSizeLarge = fmt.Errorf("size above %d, the largest UDP payload", MaxSize)
-	// errSizeOneWay: the one-way receipt is written over the request's padding, and a reply is
-	// never longer than its request.
-	errSizeOneWay = fmt.Errorf("one-way receipts need a size of at least %d bytes", OneWaySize)
-)
+var errSizeLarge = fmt.Errorf("size above %d, the largest UDP payload", MaxSize)
 
 // A Conn is a connected UDP socket that sends pings and reads their echoes and the ICMP
 // errors that come back for them. It implements probe.Transport: Send and Receive may be called
@@ -73,18 +67,9 @@ var _ probe.Transport = (*Conn)(nil)
 // errors for its datagrams (IP_RECVERR / IPV6_RECVERR) and the kernel's receive time of each
 // reply (SO_TIMESTAMPNS).
 func Dial(ctx context.Context, cfg Config) (*Conn, error) {
-	size := cfg.Size
-	switch {
-	case cfg.OneWay && size == 0:
-		size = OneWaySize
-	case cfg.OneWay && size < OneWaySize:
-		return nil, fmt.Errorf("udpping: %w, not %d", errSizeOneWay, size)
-	case size == 0:
-		size = DefaultSize
-	case size < MinSize:
-		return nil, fmt.Errorf("udpping: %w, not %d", errSizeSmall, size)
-	case size > MaxSize:
-		return nil, fmt.Errorf("udpping: %w, not %d", errSizeLarge, size)
+	size, err := pingmsg.ClientSize(cfg.Size, MaxSize, cfg.OneWay, errSizeLarge)
+	if err != nil {
+		return nil, fmt.Errorf("udpping: %w", err)
 	}
 	remote, err := Resolve(ctx, cfg.Network, cfg.Addr)
 	if err != nil {

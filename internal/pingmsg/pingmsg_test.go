@@ -3,6 +3,8 @@ package pingmsg
 import (
 	"bufio"
 	"context"
+	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -162,5 +164,33 @@ func TestResolve(t *testing.T) {
 				t.Errorf("Resolve(%q) (-want +got):\n%s", tt.in, diff)
 			}
 		})
+	}
+}
+
+func TestClientSize(t *testing.T) {
+	tooLarge := errors.New("too large")
+	for _, tc := range []struct {
+		size, max int
+		oneWay    bool
+		want      int
+		err       error
+	}{
+		{0, 1000, false, DefaultSize, nil},
+		{0, 1000, true, OneWaySize, nil},
+		{MinSize, 1000, false, MinSize, nil},
+		{MinSize - 1, 1000, false, 0, ErrSizeSmall},
+		{OneWaySize - 1, 1000, true, 0, ErrSizeOneWay},
+		{OneWaySize, 1000, true, OneWaySize, nil},
+		{1000, 1000, false, 1000, nil},
+		{1001, 1000, false, 0, tooLarge},
+		{-1, 1000, false, 0, ErrSizeSmall},
+	} {
+		got, err := ClientSize(tc.size, tc.max, tc.oneWay, tooLarge)
+		if got != tc.want || !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
+			t.Errorf("ClientSize(%d, %d, %v) = %d, %v; want %d, %v", tc.size, tc.max, tc.oneWay, got, err, tc.want, tc.err)
+		}
+		if err != nil && !strings.HasSuffix(err.Error(), fmt.Sprintf(", not %d", tc.size)) {
+			t.Errorf("ClientSize(%d): %q does not name the size", tc.size, err)
+		}
 	}
 }
