@@ -86,9 +86,8 @@ func startProxyCmd(t *testing.T, proto string, args ...string) (addr string, sto
 }
 
 var (
-	minAvgMaxRE = regexp.MustCompile(`rtt min/avg/max/mdev = ([0-9.]+)/([0-9.]+)/([0-9.]+)/([0-9.]+) ms`)
-	dupRE       = regexp.MustCompile(`\+(\d+) duplicates`)
-	proxySumRE  = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received,(?: \+\d+ duplicates,)?(?: \+(\d+) errors,)?(?: \+\d+ late,)? ([0-9.]+)% packet loss`)
+	dupRE      = regexp.MustCompile(`\+(\d+) duplicates`)
+	proxySumRE = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received,(?: \+\d+ duplicates,)?(?: \+(\d+) errors,)?(?: \+\d+ late,)? ([0-9.]+)% packet loss`)
 )
 
 // proxySummary reads a client's summary line, whatever counts of duplicates, errors and late
