@@ -114,7 +114,7 @@ Examples:
    pinglab proxy -l :12001 --to 127.0.0.1:12000 --loss-burst 2%,25% --duplicate 1% --seed 7
    pinglab proxy -l :12001 --to 127.0.0.1:12000 --delay 20ms --reorder 25%
    pinglab proxy --proto tcp -l :12001 --to 127.0.0.1:12000 --rate 1mbit --delay 30ms
-   pinglab proxy --proto tcp -l :12001 --to 127.0.0.1:12000 --up-reset 20%  # 20% of pings LOST`,
+   pinglab proxy --proto tcp -l :12001 --to 127.0.0.1:12000 --up-reset 20%  # 20% of pings reset`,
 		Flags:  flags,
 		Action: proxyRun,
 	}
