@@ -351,7 +351,14 @@ func TestParity(t *testing.T) {
 	l := newParityLab(t)
 	t.Run("ping", func(t *testing.T) {
 		for _, tc := range pingCases() {
-			t.Run(tc.name, func(t *testing.T) { l.compare(t, "ping", tc) })
+			t.Run(tc.name, func(t *testing.T) {
+				if strings.HasPrefix(tc.name, "name-") {
+					// In the VM pinglab is built without cgo, so Go's own resolver, not glibc's
+					// getaddrinfo as ping's, picks among server.lab's addresses.
+					testutil.HostOnly(t, "a static pinglab resolves names with Go's resolver, ping with glibc's")
+				}
+				l.compare(t, "ping", tc)
+			})
 		}
 	})
 	t.Run("trace", func(t *testing.T) {
@@ -360,7 +367,10 @@ func TestParity(t *testing.T) {
 		}
 	})
 	t.Run("meson", func(t *testing.T) { testMeson(t, l) })
-	t.Run("scripts", func(t *testing.T) { testIputilsScripts(t, l) })
+	t.Run("scripts", func(t *testing.T) {
+		testutil.HostOnly(t, "iputils' own test patterns want a loopback round trip below 1 ms, which the emulated CPU does not give")
+		testIputilsScripts(t, l)
+	})
 }
 
 // mesonCases are the command lines of iputils' test/ping/meson.build (upstream, 2025), as root,

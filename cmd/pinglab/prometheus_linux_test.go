@@ -325,6 +325,7 @@ func rssBytes(t *testing.T, pid int) int64 {
 // server with --metrics: its series stay at the cap plus client="other", the counts add up to
 // what was sent, and its RSS stays bounded.
 func TestServerMetricsManyClients(t *testing.T) {
+	testutil.HostOnly(t, "it ends in promtool, which the VM does not carry; the metrics do not depend on the kernel")
 	testutil.RequireRoot(t) // not for the privilege: for a machine whose loopback is 127.0.0.0/8
 	srvAddr, mAddr := freeUDP(t), freeTCP(t)
 	srv := startChild(t, "", "udp", "server", "--listen", srvAddr, "-q", "--metrics", mAddr)

@@ -52,6 +52,7 @@ func (s *syncBuffer) String() string {
 // prometheus binary it skips, or fails under RequireRootEnv.
 func StartPrometheus(t testing.TB, start func(*exec.Cmd) error, client *http.Client, listen string, jobs map[string][]string, interval time.Duration, flags ...string) *Prometheus {
 	t.Helper()
+	HostOnly(t, "the VM carries no Prometheus server (50 MB); what it scrapes does not depend on the kernel")
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
 		SkipOrFail(t, "prometheus not installed (Debian's prometheus package): %v", err)

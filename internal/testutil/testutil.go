@@ -45,3 +45,13 @@ func SkipForKernel(t testing.TB, format string, args ...any) {
 	}
 	t.Skipf(format, args...)
 }
+
+// HostOnly skips the test inside the VM, saying why it runs on the host only: a witness the VM
+// does not carry, for something that does not depend on the kernel. Outside the VM it does
+// nothing, so the test still runs (and may not skip) under RequireRootEnv.
+func HostOnly(t testing.TB, why string) {
+	t.Helper()
+	if InVM() {
+		t.Skip("host-only: " + why)
+	}
+}

@@ -27,7 +27,7 @@ type Machine struct {
 }
 
 func (m Machine) args() []string {
-	cmdline := "console=ttyS0 panic=-1 loglevel=4 mitigations=off " + m.Append
+	cmdline := "console=ttyS0 panic=-1 loglevel=4 mitigations=off tsc=reliable clocksource=tsc " + m.Append
 	a := []string{
 		"-nodefaults", "-no-reboot", "-display", "none",
 		"-m", strconv.Itoa(m.MemoryMB), "-smp", strconv.Itoa(m.CPUs),
