@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -70,7 +69,7 @@ func TestLabWalkthroughNeedsRoot(t *testing.T) {
 	cmd := exec.CommandContext(t.Context(), "sh", script)
 	cmd.Dir = "/" // somewhere uid 65534 may be
 	if os.Geteuid() == 0 {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		asNobody(t, cmd)
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
