@@ -107,7 +107,8 @@ func writeHeartbeatTable(w io.Writer, clients []heartbeat.ClientStats) {
 	if len(clients) == 0 {
 		return
 	}
-	cols := []string{"received", "lost", "reordered", "duplicates", "last", "state", "delay ms", "variation ms"}
+	// The delay holds the offset between the two clocks; its variation does not.
+	cols := []string{"received", "lost", "reordered", "duplicates", "last", "state", "delay", "variation"}
 	rows := make([][]string, len(clients))
 	width := len("client")
 	for i, c := range clients {
@@ -116,7 +117,7 @@ func writeHeartbeatTable(w io.Writer, clients []heartbeat.ClientStats) {
 			state = "stopped"
 		}
 		rows[i] = []string{c.Addr.String(), strconv.Itoa(c.Received), strconv.Itoa(c.Lost), strconv.Itoa(c.Reordered),
-			strconv.Itoa(c.Duplicates), strconv.Itoa(c.Last), state, msDecimals(c.AvgDelay), msDecimals(c.Variation)}
+			strconv.Itoa(c.Duplicates), strconv.Itoa(c.Last), state, msDecimals(c.AvgDelay) + " ms", msDecimals(c.Variation) + " ms"}
 		width = max(width, len(rows[i][0]))
 	}
 	fmt.Fprintf(w, "\n--- udp heartbeat clients ---\n")

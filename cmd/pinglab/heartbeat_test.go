@@ -92,7 +92,7 @@ func TestHeartbeatKilledClient(t *testing.T) {
 	table := out.String()
 	for _, want := range []string{
 		"--- udp heartbeat clients ---",
-		"client           received      lost  reordered  duplicates      last     state  delay ms  variation ms",
+		"client           received      lost  reordered  duplicates      last     state     delay  variation",
 	} {
 		if !strings.Contains(table, want) {
 			t.Errorf("server output lacks %q:\n%s", want, table)

@@ -75,6 +75,8 @@ type Event struct {
 	Missing []Range
 	// Silence is how long the client was silent, for Stopped and Back.
 	Silence time.Duration
+	// Timeout is the tracker's, for Stopped: the silence that makes a client stopped.
+	Timeout time.Duration
 	// Prev is, for Back, the stopped client this one takes the place of.
 	Prev netip.AddrPort
 	// PrevSeq is Prev's last heartbeat, for Back.
@@ -102,7 +104,7 @@ func (e Event) String() string {
 	case Duplicate:
 		return fmt.Sprintf("heartbeat %d from %s: duplicate", e.Seq, c)
 	case Stopped:
-		return fmt.Sprintf("client %s stopped (no heartbeat for %s; last was heartbeat %d)", c, seconds(e.Silence), e.Seq)
+		return fmt.Sprintf("client %s stopped (no heartbeat for %s; last was heartbeat %d)", c, seconds(e.Timeout), e.Seq)
 	case Back:
 		if e.Prev != e.Client {
 			return fmt.Sprintf("client %s came back after %s as %s (heartbeat %d; it had stopped after heartbeat %d)",
@@ -313,7 +315,7 @@ func (t *Tracker) Check(now time.Time) []Event {
 	for _, c := range t.order {
 		if silence := now.Sub(c.lastAt); !c.stopped && !c.replaced && silence >= t.timeout {
 			c.stopped = true
-			evs = append(evs, Event{Kind: Stopped, Client: c.addr, Seq: c.hi, At: now, Silence: silence})
+			evs = append(evs, Event{Kind: Stopped, Client: c.addr, Seq: c.hi, At: now, Silence: silence, Timeout: t.timeout})
 		}
 	}
 	return evs

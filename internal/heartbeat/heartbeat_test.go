@@ -52,7 +52,7 @@ func TestTracker(t *testing.T) {
 		}},
 		{check: true, at: 18.2, want: []string{
 			"client 10.0.0.1:4000 stopped (no heartbeat for 3 s; last was heartbeat 12)",
-			"client 10.0.0.2:4000 stopped (no heartbeat for 9.2 s; last was heartbeat 3)",
+			"client 10.0.0.2:4000 stopped (no heartbeat for 3 s; last was heartbeat 3)",
 		}},
 		// Killed and started again: a new port, sequence numbers from 1.
 		{from: restarted, seq: 1, at: 20, delay: 1, want: []string{
