@@ -2,6 +2,7 @@ package tcpping
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"os/exec"
 	"path/filepath"
@@ -93,19 +94,27 @@ func TestOneWayHandoutServer(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
-	var sum stats.Summary
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		cl, err := Dial(context.Background(), Config{Addr: addr.String(), OneWay: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		st := stats.New()
-		_, _ = probe.Run(context.Background(), cl, probe.Options{Count: 10, Interval: time.Millisecond}, st.Add)
-		cl.Close()
-		if sum = st.Summary(); sum.Received > 0 {
+	// Wait until the server listens, so that no ping meets a refused connect.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, err := net.Dial("tcp4", addr.String())
+		if err == nil {
+			c.Close()
 			break
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the handout's server does not listen on %s: %v", addr, err)
+		}
 	}
+	cl, err := Dial(context.Background(), Config{Addr: addr.String(), OneWay: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	st := stats.New()
+	if _, err := probe.Run(context.Background(), cl, probe.Options{Count: 10, Interval: time.Millisecond, Timeout: 5 * time.Second}, st.Add); err != nil {
+		t.Fatal(err)
+	}
+	sum := st.Summary()
 	if sum.Received != 10 || sum.OneWay {
 		t.Errorf("against the handout's server: %d of 10 replies, one-way %v; want 10 plain replies", sum.Received, sum.OneWay)
 	}
