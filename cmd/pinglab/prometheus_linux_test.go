@@ -404,7 +404,7 @@ func TestServerMetricsManyClients(t *testing.T) {
 // none skipped, and not one probe lost or in error, for none was.
 func TestExporter200Targets(t *testing.T) {
 	testutil.RequireRoot(t)
-	prefix := fmt.Sprintf("plx%d-", os.Getpid())
+	prefix := fmt.Sprintf("pme%d-", os.Getpid())
 	info, err := lossy.LabUp(t.Context(), 2, lossy.WithPrefix(prefix))
 	if err != nil {
 		testutil.SkipOrFail(t, "lab up: %v", err)
