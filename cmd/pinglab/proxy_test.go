@@ -348,11 +348,12 @@ func TestProxyDuplicates(t *testing.T) {
 }
 
 // TestProxyTCPReset: --up-reset 20% with a connection per ping: 20 ± 3% of 2000 pings fail,
-// each as a reset the client reports.
+// each as a reset the client reports. Stop-and-wait (-i 0), so that a loaded machine cannot pile up
+// connections in flight and turn resets into timeouts.
 func TestProxyTCPReset(t *testing.T) {
 	srv := startTCPServer(t, tcpping.ServerConfig{Addr: "127.0.0.1:0"})
 	addr, stop := startProxyCmd(t, "tcp", "--to", srv.Addr().String(), "--up-reset", "20%", "--seed", "9")
-	out, errOut, code := runCmd(t, context.Background(), "tcp", "ping", addr, "-c", "2000", "-i", "1ms", "-W", "1s", "--connect", "per-ping", "-q")
+	out, errOut, code := runCmd(t, context.Background(), "tcp", "ping", addr, "-c", "2000", "-i", "0", "-W", "1s", "--connect", "per-ping", "-q")
 	if code > 1 {
 		t.Fatalf("exit %d: %s\n%s", code, errOut, out)
 	}
