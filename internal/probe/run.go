@@ -35,6 +35,9 @@ const (
 	timedOut
 	errored
 	lost
+	// lateReplied: a reply came after the timeout (EventLate); further copies of it are
+	// duplicates, not more late replies.
+	lateReplied
 )
 
 // state is what the engine knows of one probe. It holds no pointer, so the ring costs the
@@ -419,13 +422,15 @@ func (e *engine) handle(p Packet) {
 	case KindReply:
 		ev.RTT = max(at.Sub(sent), 0)
 		switch {
-		case s.flags&replied != 0:
+		case s.flags&(replied|lateReplied) != 0:
 			ev.Type = EventDuplicate
 		case s.resolved():
+			s.flags |= lateReplied
 			ev.Type = EventLate
 		case !at.Before(e.deadline(s)):
 			// It came after its timeout but before the engine noticed: late all the same.
 			e.resolve(s, timedOut)
+			s.flags |= lateReplied
 			ev.Type = EventLate
 			e.emit(Event{Type: EventTimeout, Seq: p.Seq, Sent: sent, At: e.deadline(s)})
 			e.timedOut(s, sent)

@@ -420,3 +420,27 @@ func TestFlood(t *testing.T) {
 		}
 	})
 }
+
+// TestLateCopiesOnce checks that a late reply that comes three times is late once, and its
+// other copies duplicates.
+func TestLateCopiesOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(func(seq int) []answer {
+			if seq > 1 {
+				return reply(5 * time.Millisecond)
+			}
+			return []answer{{after: 1500 * time.Millisecond, kind: KindReply}, {after: 1600 * time.Millisecond, kind: KindReply},
+				{after: 1700 * time.Millisecond, kind: KindReply}}
+		})
+		log, _, err := logRun(t, t.Context(), f, Options{Count: 3, Interval: time.Second, Timeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"0s sent 1", "1s timeout 1", "1s sent 2", "1.005s reply 2 rtt=5ms",
+			"1.5s late 1 rtt=1.5s", "1.6s duplicate 1 rtt=1.6s", "1.7s duplicate 1 rtt=1.7s",
+			"2s sent 3", "2.005s reply 3 rtt=5ms"}
+		if diff := cmp.Diff(want, log); diff != "" {
+			t.Errorf("events (-want +got):\n%s", diff)
+		}
+	})
+}

@@ -259,3 +259,19 @@ func FuzzReadCSVBounded(f *testing.F) {
 		}
 	})
 }
+
+// TestMarkdownCell checks that what a CSV's target may hold (a quoted newline, a pipe, an
+// escape sequence, invalid UTF-8) stays inside its cell of the Markdown table.
+func TestMarkdownCell(t *testing.T) {
+	var b strings.Builder
+	if err := writeMarkdown(&b, [][]string{{"run", "udp", "a\nb|c\r\x1b[2J\xffé\uFFFD"}}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("table of one row has %d lines:\n%s", len(lines), b.String())
+	}
+	if want := `| run | udp | a\nb\|c\r\x1b[2J\xffé` + "\uFFFD" + ` |`; lines[2] != want {
+		t.Errorf("row %q, want %q", lines[2], want)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pinglab/pinglab/internal/stats"
 )
@@ -104,8 +105,7 @@ func writeMarkdown(w io.Writer, rows [][]string) error {
 	line := func(cells []string) {
 		b.WriteString("|")
 		for _, c := range cells {
-			// A pipe in a label or target would end the cell early.
-			b.WriteString(" " + strings.ReplaceAll(c, "|", `\|`) + " |")
+			b.WriteString(" " + mdCell(c) + " |")
 		}
 		b.WriteString("\n")
 	}
@@ -140,4 +140,25 @@ func writeTableCSV(w io.Writer, rows [][]string) error {
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// mdCell escapes a label or target for a Markdown table cell: a pipe would end the cell early,
+// a newline the row, and control characters or invalid UTF-8 have no place in a report; they
+// are written as Go escapes (\n, \x1b, \xff).
+func mdCell(c string) string {
+	var b strings.Builder
+	for i, r := range c {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(c[i:], "\uFFFD"):
+			fmt.Fprintf(&b, `\x%02x`, c[i])
+		case r == '|':
+			b.WriteString(`\|`)
+		case r < ' ' || r == 0x7f:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
