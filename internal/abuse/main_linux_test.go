@@ -65,12 +65,6 @@ func start(t *testing.T, args ...string) *proc {
 	return startCmd(t, exec.Command(pinglab, args...))
 }
 
-// startNice runs pinglab with args at the given nice value (root may go below 0).
-func startNice(t *testing.T, nice int, args ...string) *proc {
-	t.Helper()
-	return startCmd(t, exec.Command("nice", append([]string{"-n", strconv.Itoa(nice), pinglab}, args...)...))
-}
-
 // startCmd runs cmd and kills it at the end of the test.
 func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
 	t.Helper()
