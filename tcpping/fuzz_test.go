@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pinglab/pinglab/internal/impair"
 	"github.com/pinglab/pinglab/internal/pingmsg"
@@ -147,4 +148,63 @@ func isSubsequence(a, b []byte) bool {
 		b = b[i+1:]
 	}
 	return true
+}
+
+// FuzzClientRead feeds the client's reader a server's whole stream, in pieces: it never panics
+// nor hangs, makes at most one packet per ping outstanding (and one per echo line), and what
+// it passes on of the server's words carries no control character and no invalid UTF-8.
+func FuzzClientRead(f *testing.F) {
+	for _, s := range replySeeds(f) {
+		f.Add(append(s, '\n'), uint8(5))
+	}
+	f.Add([]byte("PING 1 X\nERROR \x1b]0;PWNED\x07\r\xff\n"), uint8(3))
+	f.Add(bytes.Repeat([]byte("x"), 2000), uint8(200))
+	f.Add([]byte("LOST"), uint8(1))
+	f.Fuzz(func(t *testing.T, in []byte, piece uint8) {
+		if len(in) > 1<<14 {
+			return
+		}
+		srv, cli := net.Pipe()
+		c := &Client{rx: make(chan probe.Packet, 1024), from: "127.0.0.1:12000", life: context.Background(),
+			size: DefaultSize, streams: map[*stream]struct{}{}}
+		st := &stream{c: cli, outstanding: []int{1, 2, 3}}
+		c.wg.Add(1)
+		go c.read(st)
+		step := int(piece)%64 + 1
+		for i := 0; i < len(in); i += step {
+			if _, err := srv.Write(in[i:min(i+step, len(in))]); err != nil {
+				break
+			}
+		}
+		srv.Close()
+		done := make(chan struct{})
+		go func() { c.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the reader did not end after the server closed")
+		}
+		close(c.rx)
+		losses := 0
+		for p := range c.rx {
+			if p.Kind != probe.KindReply {
+				losses++
+			}
+			words := p.Reason
+			if p.Err != nil {
+				words += p.Err.Reason
+			}
+			if !utf8.ValidString(words) {
+				t.Fatalf("%q made words with invalid UTF-8: %q", in, words)
+			}
+			for _, r := range words {
+				if r < ' ' || r == 0x7f {
+					t.Fatalf("%q made words with a control character: %q", in, words)
+				}
+			}
+		}
+		if losses > 3 {
+			t.Fatalf("%q made %d losses and errors for 3 pings", in, losses)
+		}
+	})
 }
