@@ -126,9 +126,13 @@ func newLab(t *testing.T) *lab {
 	l.router.sysctl(t, "net/ipv4/ip_forward", "1")
 	l.router.sysctl(t, "net/ipv6/conf/all/forwarding", "1")
 	// Errors for every probe, not one a second: the comparisons send several in a row.
+	// And no global budget either (1000 errors a second, bursts of 50 less a random share):
+	// a trace sends 16 probes at once, and the tests trace back to back.
 	for _, ns := range []*namespace{l.router, l.server} {
 		ns.sysctl(t, "net/ipv4/icmp_ratelimit", "0")
 		ns.sysctl(t, "net/ipv6/icmp/ratelimit", "0")
+		ns.sysctl(t, "net/ipv4/icmp_msgs_per_sec", "100000")
+		ns.sysctl(t, "net/ipv4/icmp_msgs_burst", "100000")
 	}
 	l.client.sysctl(t, "net/ipv4/ping_group_range", "0 2147483647")
 	// The first packets wait for neighbour discovery; make sure the path works end to end.
@@ -306,12 +310,21 @@ func testTraceMatches(t *testing.T, l *lab) {
 				want := tracerouteHops(t, l, args...)
 				var got []string
 				var last Hop
+				var all []Hop
+				defer func() {
+					if t.Failed() {
+						for _, h := range all {
+							t.Logf("hop %d: %+v", h.TTL, h.Probes)
+						}
+					}
+				}()
 				l.client.do(t, func() {
 					ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 					defer cancel()
 					err := Trace(ctx, TraceConfig{Target: target, Proto: proto, Wait: 3 * time.Second}, func(h Hop) {
 						got = append(got, h.Probes[0].From.String())
 						last = h
+						all = append(all, h)
 					})
 					if err != nil {
 						t.Fatal(err)

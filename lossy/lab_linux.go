@@ -130,7 +130,10 @@ func buildLab(ctx context.Context, plan LabInfo, made *[]string) error {
 		// A lab host answers every probe with its ICMP error: the kernel's rate limit (one
 		// error a second per peer after a burst of a few) would turn errors into timeouts as
 		// soon as a client pings faster than once a second, or traceroute sends its 3 probes.
-		sysctls := map[string]string{"/proc/sys/net/ipv4/icmp_ratelimit": "0", "/proc/sys/net/ipv6/icmp/ratelimit": "0"}
+		// Nor the global budget of every host (1000 errors a second, in bursts of 50 less a
+		// random share), which a traceroute's 16 probes at once, run twice, would exhaust.
+		sysctls := map[string]string{"/proc/sys/net/ipv4/icmp_ratelimit": "0", "/proc/sys/net/ipv6/icmp/ratelimit": "0",
+			"/proc/sys/net/ipv4/icmp_msgs_per_sec": "100000", "/proc/sys/net/ipv4/icmp_msgs_burst": "100000"}
 		if h.Forwarding {
 			sysctls["/proc/sys/net/ipv4/ip_forward"] = "1"
 			sysctls["/proc/sys/net/ipv6/conf/all/forwarding"] = "1"

@@ -87,15 +87,6 @@ func newParityLab(t *testing.T) *parityLab {
 			}
 		}
 	}
-	// The kernel's global ICMP budget (1000 a second, bursts of 50) would turn the errors of
-	// two tools tracing at once into silence: lift it in the lab.
-	for _, h := range info.Hosts {
-		for p, v := range map[string]string{"net.ipv4.icmp_msgs_per_sec": "100000", "net.ipv4.icmp_msgs_burst": "100000"} {
-			if out, err := exec.Command("ip", "netns", "exec", h.Netns, "sysctl", "-qw", p+"="+v).CombinedOutput(); err != nil {
-				t.Fatalf("%s: sysctl %s: %v: %s", h.Name, p, err, out)
-			}
-		}
-	}
 	// Neighbour discovery before the first case, so that no case loses its first probe to it.
 	for _, dst := range []string{labServer4, labServer6} {
 		if r := l.exec(t, "client", []string{"ping", "-n", "-c", "1", "-W", "5", dst}, ""); r.code != 0 {
