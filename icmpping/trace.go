@@ -432,9 +432,14 @@ func (r *traceRun) deadline(i int) time.Time {
 	return pr.sent.Add(wait)
 }
 
+// expireGrace is how long past its deadline a probe is kept open for an answer that arrived
+// in time (by the kernel's receive timestamp) but is not read yet: on a busy machine this
+// loop may run late, and what decides is when the answer came, not when it was read.
+const expireGrace = 50 * time.Millisecond
+
 func (r *traceRun) expire(now time.Time) {
 	for i := range r.probes[:r.next] {
-		if pr := &r.probes[i]; !pr.done && !now.Before(r.deadline(i)) {
+		if pr := &r.probes[i]; !pr.done && !now.Before(r.deadline(i).Add(expireGrace)) {
 			pr.done = true
 			r.inFlight--
 		}
@@ -445,7 +450,7 @@ func (r *traceRun) nextWake(now time.Time) time.Time {
 	wake := now.Add(time.Hour)
 	for i := range r.probes[:r.next] {
 		if !r.probes[i].done {
-			if d := r.deadline(i); d.Before(wake) {
+			if d := r.deadline(i).Add(expireGrace); d.Before(wake) {
 				wake = d
 			}
 		}
@@ -467,6 +472,10 @@ func (r *traceRun) answer(pkt probe.Packet) {
 	at := pkt.Time
 	if at.IsZero() {
 		at = time.Now()
+	}
+	if at.After(r.deadline(i)) {
+		// Came after the probe gave up (read within expireGrace): as traceroute, too late.
+		return
 	}
 	p := HopProbe{RTT: at.Sub(pr.sent), Err: pkt.Err}
 	if pkt.Err != nil {
