@@ -358,6 +358,7 @@ func TestParity(t *testing.T) {
 		}
 	})
 	t.Run("meson", func(t *testing.T) { testMeson(t, l) })
+	t.Run("client-socket-flags", func(t *testing.T) { testClientSocketFlags(t, l) })
 	t.Run("scripts", func(t *testing.T) {
 		testutil.HostOnly(t, "iputils' own test patterns want a loopback round trip below 1 ms, which the emulated CPU does not give")
 		testIputilsScripts(t, l)
@@ -536,5 +537,30 @@ func traceCases() []parityCase {
 		{name: "sendwait", args: w("-n", "-z", "20", labServer4)},
 		{name: "dont-fragment", args: w("-n", "-F", labServer4, "1400")},
 		{name: "wait-factors", args: []string{"-n", "-w", "2,1,1", labServer4}},
+	}
+}
+
+// testClientSocketFlags checks ping's -t, -I and -Q on the UDP and TCP clients in the lab: the
+// router's Time to live exceeded with -t 1, the server's port unreachable or refusal through
+// -I and -Q, and a device that does not exist refused before anything is sent.
+func testClientSocketFlags(t *testing.T, l *parityLab) {
+	tests := []struct {
+		args []string
+		code int
+		want string // a line of the output
+	}{
+		{[]string{"udp", "ping", "-c", "1", "-t", "1", labServer4 + ":9"}, 1, "From 10.77.1.254 udp_seq=1 Time to live exceeded"},
+		{[]string{"udp", "ping", "-c", "1", "-t", "1", "[" + labServer6 + "]:9"}, 1, "From fd00:77:1::fe udp_seq=1 Time exceeded: Hop limit"},
+		{[]string{"udp", "ping", "-c", "1", "-I", "eth0", "-Q", "0x10", labServer4 + ":9"}, 1, "From 10.77.2.2 udp_seq=1 Destination Port Unreachable"},
+		{[]string{"udp", "ping", "-c", "1", "-I", labClient4, labServer4 + ":9"}, 1, "From 10.77.2.2 udp_seq=1 Destination Port Unreachable"},
+		{[]string{"udp", "ping", "-c", "1", "-I", "nosuch0", labServer4 + ":9"}, 2, ""},
+		{[]string{"tcp", "ping", "-c", "1", "-I", "eth0", "-Q", "0x10", "-t", "9", labServer4 + ":9"}, 1, ""},
+		{[]string{"tcp", "ping", "-c", "1", "-I", "nosuch0", labServer4 + ":9"}, 2, ""},
+	}
+	for _, tt := range tests {
+		r := l.pinglab(t, "client", tt.args)
+		if r.code != tt.code || (tt.want != "" && !strings.Contains(r.stdout, tt.want+"\n")) {
+			t.Errorf("pinglab %v: exit %d (want %d), want a line %q:\n%s%s", tt.args, r.code, tt.code, tt.want, r.stdout, r.stderr)
+		}
 	}
 }

@@ -273,10 +273,10 @@ Examples:
 --one-way asks pinglab's server for a receipt in each echo, as "udp ping --one-way" does (-s
 at least 127 then): TCP loses no ping on the way (it retransmits), so it shows which way the
 delay and its variation were, and which way a ping that timed out was stuck.`,
-		Flags: append(clientFlags(tcpping.DefaultSize),
+		Flags: append(append(clientFlags(tcpping.DefaultSize),
 			&cli.StringFlag{Name: "connect", Value: tcpping.ConnectKeep.String(), Usage: "`MODE`: keep (one connection, reconnecting after LOST) or per-ping (a new connection per ping)"},
 			oneWayFlag(),
-		),
+		), socketFlags()...),
 		Action: tcpPing,
 	}
 }
@@ -307,13 +307,19 @@ func tcpPing(c *cli.Context) error {
 	if c.Bool("one-way") && !c.IsSet("size") {
 		size = 0 // the one-way default
 	}
+	so, src, err := socketOptions(c)
+	if err != nil {
+		return err
+	}
 	cl, err := tcpping.Dial(c.Context, tcpping.Config{
-		Addr:    host,
-		Network: "tcp" + family,
-		Size:    size,
-		Connect: mode,
-		Timeout: cr.opts.Timeout,
-		OneWay:  c.Bool("one-way"),
+		Socket:    so,
+		LocalAddr: src,
+		Addr:      host,
+		Network:   "tcp" + family,
+		Size:      size,
+		Connect:   mode,
+		Timeout:   cr.opts.Timeout,
+		OneWay:    c.Bool("one-way"),
 	})
 	if err != nil {
 		return failure(c, err)

@@ -239,7 +239,7 @@ at least 127 then, and 127 by default): when it read the ping and which of the r
 has had. Each lost ping is then counted lost outbound (the server never had it) or inbound
 (its echo was lost on the way back), and each direction's delay and its variation are shown.
 Other servers echo the pings as ever and the run reports round-trip loss only.`,
-		Flags:  append(clientFlags(udpping.DefaultSize), oneWayFlag()),
+		Flags:  append(append(clientFlags(udpping.DefaultSize), oneWayFlag()), socketFlags()...),
 		Action: udpPing,
 	}
 }
@@ -261,7 +261,11 @@ func udpPing(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg := udpping.Config{Addr: target, Network: "udp" + family, Size: size, OneWay: c.Bool("one-way")}
+	so, src, err := socketOptions(c)
+	if err != nil {
+		return err
+	}
+	cfg := udpping.Config{Addr: target, Network: "udp" + family, Size: size, OneWay: c.Bool("one-way"), Socket: so, LocalAddr: src}
 	if cfg.OneWay && !c.IsSet("size") {
 		cfg.Size = 0 // the one-way default
 	}
