@@ -134,18 +134,29 @@ func TestOneWayDelay(t *testing.T) {
 	held := serve(12001, udpping.ServerConfig{Delay: 25 * time.Millisecond, Jitter: 20 * time.Millisecond, Seed: 1})
 	plain := serve(12002, udpping.ServerConfig{})
 	opts := probe.Options{Count: 300, Interval: 10 * time.Millisecond, Timeout: time.Second}
-	// impaired checks that the impaired direction's variation is above 4 ms and 3 times the
-	// other's.
-	impaired := func(what string, hot, cold time.Duration) {
+	// impaired runs a measurement until the impaired direction's variation is above 4 ms and 3
+	// times the other's, at most three times: a loaded machine (CI runs packages side by side
+	// under the race detector) can stall the client between its clock read and its send, which
+	// adds variation to the outbound direction of one run, never to the impaired one alone.
+	impaired := func(what string, run func() (hot, cold time.Duration, text string)) {
 		t.Helper()
-		if hot < 4*time.Millisecond || hot < 3*cold {
-			t.Errorf("%s: variation %v in the impaired direction, %v in the other; want above 4 ms and 3 times the other", what, hot, cold)
+		for try := 1; ; try++ {
+			hot, cold, text := run()
+			t.Logf("%s, run %d:\n%s", what, try, text)
+			if hot >= 4*time.Millisecond && hot >= 3*cold {
+				return
+			}
+			if try == 3 {
+				t.Errorf("%s: variation %v in the impaired direction, %v in the other; want above 4 ms and 3 times the other", what, hot, cold)
+				return
+			}
 		}
 	}
 
-	sum, text := oneWayRun(t, client, held, udpping.Config{}, opts)
-	t.Logf("replies held 5 to 45 ms by the server:\n%s", text)
-	impaired("server-held replies", sum.Inbound.Variation, sum.Outbound.Variation)
+	impaired("replies held 5 to 45 ms by the server", func() (time.Duration, time.Duration, string) {
+		sum, text := oneWayRun(t, client, held, udpping.Config{}, opts)
+		return sum.Inbound.Variation, sum.Outbound.Variation, text
+	})
 
 	// The way out: a 1 Mbit/s bucket on the client's uplink, and 10 KB bursts every 100 ms,
 	// each of which takes 80 ms to drain.
@@ -183,9 +194,9 @@ func TestOneWayDelay(t *testing.T) {
 			}
 		}
 	}()
-	sum, text = oneWayRun(t, client, plain, udpping.Config{}, opts)
-	stopBulk()
-	<-bulkDone
-	t.Logf("a queue on the client's uplink:\n%s", text)
-	impaired("queued uplink", sum.Outbound.Variation, sum.Inbound.Variation)
+	defer func() { stopBulk(); <-bulkDone }()
+	impaired("a queue on the client's uplink", func() (time.Duration, time.Duration, string) {
+		sum, text := oneWayRun(t, client, plain, udpping.Config{}, opts)
+		return sum.Outbound.Variation, sum.Inbound.Variation, text
+	})
 }
