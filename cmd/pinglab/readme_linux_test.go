@@ -16,7 +16,8 @@ package main
 //     <!-- README-test: lab -->        root, no lab made (the block makes its own with lab up)
 //
 //     After the environment, "; before CMD" runs CMD (a hidden setup step, output not shown)
-//     before the block's commands; give it as often as needed. "; unordered" compares each
+//     before the block's commands; give it as often as needed ("; before CMD &" starts a
+//     server in the background for the block, its first line awaited, and stops it after). "; unordered" compares each
 //     command's lines in any order (for output whose order is a race, such as a timeout due at
 //     the moment of the next send).
 //   - In the block, a line "$ CMD" is a command and the lines after it, up to the next "$ ",
@@ -238,6 +239,11 @@ func runExample(t *testing.T, ex readmeExample, bin string) []string {
 		}
 	}
 	for _, b := range ex.before {
+		if cmd, ok := strings.CutSuffix(strings.TrimSpace(b), "&"); ok {
+			b := sh.start(cmd, -1, false) // a server for the block, stopped at its end
+			t.Cleanup(func() { b.stop() })
+			continue
+		}
 		if out, code := sh.run(b); code != 0 {
 			t.Fatalf("README.md:%d: before %q: exit %d: %s", ex.line, b, code, out)
 		}
