@@ -310,9 +310,11 @@ func Trace(ctx context.Context, cfg TraceConfig, fn func(Hop)) error {
 		r.expire(now)
 		for r.printed < r.hops && r.hopDone(r.printed) {
 			hop := r.hop(r.printed)
+			// Read before the hop is handed over: the printer then writes its probes' names.
+			final := hop.Final()
 			hops <- hop
 			r.printed++
-			if hop.Final() {
+			if final {
 				return nil
 			}
 		}
