@@ -95,7 +95,6 @@ var (
 	errID       = errors.New("identifier out of range 0..65535")
 	errTOS      = errors.New("type of service out of range 0..255")
 	errTarget   = errors.New("no target address")
-	errResolve  = errors.New("no address found")
 	errShort    = errors.New("packet too short")
 	errNotEcho  = errors.New("not an echo reply")
 	errNotOurs  = errors.New("not one of our probes")
