@@ -8,7 +8,10 @@ import "testing"
 // 0.23 µs and none for the hand-written encoder it replaced; ParseMessage 0.23 µs and 3
 // allocations a reply, against 0.013 µs. About 0.3 µs a probe more in all, against 12-13 µs a
 // probe in a loopback flood (scripts/bench.sh --quick: 75,000-83,000 probes/s, 1.01× iputils
-// before): 2-4%, inside the flood target's margin, so no hand-written fast path is kept.
+// before). The arithmetic says 2-4%, but a --quick run after the change measured the flood at
+// 0.61× iputils on a loaded machine, below the 0.90× target: the allocations (7 a probe, and the
+// garbage collection they bring) are the first suspect, to be measured alone before a
+// hand-written fast path comes back.
 func BenchmarkMarshalEcho(b *testing.B) {
 	buf := make([]byte, 0, 64)
 	b.ReportAllocs()
