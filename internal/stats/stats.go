@@ -5,6 +5,7 @@
 package stats
 
 import (
+	"maps"
 	"math"
 	"slices"
 	"sync"
@@ -32,6 +33,8 @@ type Summary struct {
 	// replies excluded): the smallest sample with at least p% of the samples at or below it,
 	// which is always one of the measured RTTs.
 	P50, P90, P99 time.Duration
+	// P95 is the nearest-rank 95th percentile, as P90 and P99 (the live view's column).
+	P95 time.Duration
 	// Jitter is the mean absolute difference between consecutive replies' RTTs, in arrival
 	// order; zero with fewer than two replies.
 	Jitter time.Duration
@@ -94,6 +97,8 @@ type Stats struct {
 	tsum, tsum2 int64
 	tmin, tmax  int64
 	ewma        int64 // iputils' rts->rtt: 8 times the smoothed RTT
+
+	errKinds map[string]int
 
 	rtts    []int64 // replies' RTTs in arrival order, µs
 	absDiff int64   // sum of |rtts[i]-rtts[i-1]|, µs
@@ -189,6 +194,14 @@ func (s *Stats) Add(ev probe.Event) {
 		s.lost++
 	case probe.EventError:
 		s.errs++
+		kind := "error"
+		if ev.Err != nil {
+			kind = ev.Err.Words()
+		}
+		if s.errKinds == nil {
+			s.errKinds = make(map[string]int)
+		}
+		s.errKinds[kind]++
 	}
 }
 
@@ -230,6 +243,14 @@ func (s *Stats) Running() Summary {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.summary(false)
+}
+
+// ErrorKinds counts the errors so far by their words ("Destination Host Unreachable"); nil
+// when there was none.
+func (s *Stats) ErrorKinds() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.errKinds)
 }
 
 func (s *Stats) summary(percentiles bool) Summary {
@@ -283,6 +304,7 @@ func (s *Stats) summary(percentiles bool) Summary {
 	slices.Sort(sorted)
 	sum.P50 = us(nearestRank(sorted, 50))
 	sum.P90 = us(nearestRank(sorted, 90))
+	sum.P95 = us(nearestRank(sorted, 95))
 	sum.P99 = us(nearestRank(sorted, 99))
 	return sum
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/pinglab/pinglab/internal/icmperr"
 	"github.com/pinglab/pinglab/internal/pingmsg"
 	"github.com/pinglab/pinglab/internal/probe"
 )
@@ -53,7 +54,7 @@ func TestSummary(t *testing.T) {
 			want: Summary{
 				Transmitted: 1, Received: 1, Samples: 1,
 				Min: 1234 * us1, Avg: 1234 * us1, Max: 1234 * us1, Mdev: 0,
-				P50: 1234 * us1, P90: 1234 * us1, P99: 1234 * us1,
+				P50: 1234 * us1, P90: 1234 * us1, P99: 1234 * us1, P95: 1234 * us1,
 				EWMA: 1234 * us1, Last: 1234 * us1,
 			},
 		},
@@ -67,7 +68,7 @@ func TestSummary(t *testing.T) {
 			want: Summary{
 				Transmitted: 4, Received: 3, Samples: 3, Loss: 25,
 				Min: 100 * us1, Avg: 101 * us1, Max: 103 * us1, Mdev: 1 * us1,
-				P50: 101 * us1, P90: 103 * us1, P99: 103 * us1,
+				P50: 101 * us1, P90: 103 * us1, P99: 103 * us1, P95: 103 * us1,
 				Jitter: 1500 * time.Nanosecond, EWMA: 100 * us1, Last: 103 * us1,
 			},
 		},
@@ -80,7 +81,7 @@ func TestSummary(t *testing.T) {
 			want: Summary{
 				Transmitted: 3, Received: 3, Samples: 3,
 				Min: 1e9 * us1, Avg: (1e9 + 1) * us1, Max: (1e9 + 3) * us1, Mdev: 25819 * us1,
-				P50: (1e9 + 1) * us1, P90: (1e9 + 3) * us1, P99: (1e9 + 3) * us1,
+				P50: (1e9 + 1) * us1, P90: (1e9 + 3) * us1, P99: (1e9 + 3) * us1, P95: (1e9 + 3) * us1,
 				Jitter: 1500 * time.Nanosecond, EWMA: 1e9 * us1, Last: (1e9 + 3) * us1,
 			},
 		},
@@ -93,7 +94,7 @@ func TestSummary(t *testing.T) {
 			want: Summary{
 				Transmitted: 1, Received: 1, Duplicates: 1, Samples: 1,
 				Min: 100 * us1, Avg: 200 * us1, Max: 300 * us1, Mdev: 100 * us1,
-				P50: 100 * us1, P90: 100 * us1, P99: 100 * us1,
+				P50: 100 * us1, P90: 100 * us1, P99: 100 * us1, P95: 100 * us1,
 				EWMA: 125 * us1, Last: 100 * us1,
 			},
 		},
@@ -105,7 +106,7 @@ func TestSummary(t *testing.T) {
 			want: Summary{
 				Transmitted: 2, Received: 1, Late: 1, Timeouts: 1, Samples: 1, Loss: 50,
 				Min: 500 * us1, Avg: 500 * us1, Max: 500 * us1,
-				P50: 500 * us1, P90: 500 * us1, P99: 500 * us1,
+				P50: 500 * us1, P90: 500 * us1, P99: 500 * us1, P95: 500 * us1,
 				EWMA: 500 * us1, Last: 500 * us1,
 			},
 		},
@@ -123,7 +124,7 @@ func TestSummary(t *testing.T) {
 			want: Summary{
 				Transmitted: 10, Received: 10, Samples: 10,
 				Min: time.Millisecond, Avg: 5500 * us1, Max: 10 * time.Millisecond, Mdev: 2872 * us1,
-				P50: 5 * time.Millisecond, P90: 9 * time.Millisecond, P99: 10 * time.Millisecond,
+				P50: 5 * time.Millisecond, P90: 9 * time.Millisecond, P99: 10 * time.Millisecond, P95: 10 * time.Millisecond,
 				Jitter: 11 * time.Millisecond / 9, EWMA: ewma(3000, 1000, 2000, 4000, 5000, 6000, 7000, 8000, 9000, 10000),
 				Last: 10 * time.Millisecond,
 			},
@@ -136,7 +137,7 @@ func TestSummary(t *testing.T) {
 			want: Summary{
 				Transmitted: 2, Received: 2, Samples: 2,
 				Min: 0, Avg: 40 * us1, Max: 80 * us1, Mdev: 40 * us1,
-				P50: 0, P90: 80 * us1, P99: 80 * us1,
+				P50: 0, P90: 80 * us1, P99: 80 * us1, P95: 80 * us1,
 				Jitter: 80 * us1, EWMA: 80 * us1, Last: 80 * us1,
 			},
 		},
@@ -288,7 +289,7 @@ func TestRunning(t *testing.T) {
 	if want.P50 == 0 || want.P90 == 0 || want.P99 == 0 {
 		t.Fatalf("Summary has no percentiles to leave out: %+v", want)
 	}
-	want.P50, want.P90, want.P99 = 0, 0, 0
+	want.P50, want.P90, want.P95, want.P99 = 0, 0, 0, 0
 	if diff := cmp.Diff(want, s.Running()); diff != "" {
 		t.Errorf("Running() (-want +got):\n%s", diff)
 	}
@@ -314,5 +315,29 @@ func TestSettledLoss(t *testing.T) {
 				t.Errorf("SettledLoss() = %v, want %v", got, tc.settled)
 			}
 		})
+	}
+}
+
+// TestErrorKindsAndP95 checks the live view's figures: the errors by their words and the 95th
+// percentile by nearest rank.
+func TestErrorKindsAndP95(t *testing.T) {
+	s := New()
+	evs := sent(22)
+	for i := 1; i <= 20; i++ {
+		evs = append(evs, reply(i, time.Duration(i)*time.Millisecond))
+	}
+	unreach := &icmperr.Error{Type: 3, Code: 1}
+	evs = append(evs, probe.Event{Type: probe.EventError, Seq: 21, Err: unreach},
+		probe.Event{Type: probe.EventError, Seq: 22, Err: unreach})
+	for _, ev := range evs {
+		s.Add(ev)
+	}
+	got := s.Summary()
+	if got.P95 != 19*time.Millisecond {
+		t.Errorf("P95 = %v, want 19ms (the 19th of 20)", got.P95)
+	}
+	want := map[string]int{unreach.Words(): 2}
+	if diff := cmp.Diff(want, s.ErrorKinds()); diff != "" {
+		t.Errorf("ErrorKinds (-want +got):\n%s", diff)
 	}
 }
