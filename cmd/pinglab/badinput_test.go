@@ -53,6 +53,15 @@ func TestBadInput(t *testing.T) {
 		{"lab", "missing subcommand"},
 		{"udp nosuch", `no subcommand "nosuch"`},
 
+		// watch checks every target before any is pinged.
+		{"watch", "no TARGET"},
+		{"watch 127.0.0.1 foo:{udp}", `unknown scheme "foo"`},
+		{"watch udp:{udp} udp:127.0.0.1:99999", `bad port "99999"`},
+		{"watch tcp:{tcp} tcp:127.0.0.1:http", `bad port "http"`},
+		{"watch udp:127.0.0.1:1:2", "bad HOST:PORT"},
+		{"watch udp:{udp} -W 0", "-W: the timeout must be above 0"},
+		{"watch udp:{udp} --connect sometimes", "--connect"},
+
 		// Every client, the same bad flags.
 		{"udp ping {udp} -c -1", "-c: -1 is negative"},
 		{"udp ping {udp} -i soon", `--interval: "soon" is not a duration`},

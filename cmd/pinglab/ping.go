@@ -108,9 +108,31 @@ func icmpPing(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	h, conn, err := dialICMP(c, cfg, target, family)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if p := cfg.Pattern; len(p) > 0 {
+		fmt.Fprintf(c.App.Writer, "PATTERN: 0x%x\n", p)
+	}
+	if cr.opts.Flood && cr.opts.Interval == 0 {
+		// A flood is one goroutine sending and reading (probe.DeadlineReceiver): a second P
+		// only adds a thread parked in epoll that every send and every reply wakes (a quarter
+		// of the time in perf). Set for the run only.
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	}
+	return cr.run(c.Context, h, conn)
+}
+
+// dialICMP resolves target and opens the ICMP socket to it with cfg, as ping and watch's
+// icmp: targets do.
+func dialICMP(c *cli.Context, cfg icmpping.Config, target, family string) (report.Header, *icmpping.Conn, error) {
+	name := c.Command.HelpName
+	var err error
 	cfg.Target, err = icmpping.Resolve(c.Context, "ip"+family, target)
 	if err != nil {
-		return exitUsage("%s: %s: %s", name, target, capitalize(resolveWords(err)))
+		return report.Header{}, nil, exitUsage("%s: %s: %s", name, target, capitalize(resolveWords(err)))
 	}
 	// iputils looks the names of the repliers up only when the target was a name.
 	_, literal := netip.ParseAddr(strings.Trim(target, "[]"))
@@ -118,16 +140,9 @@ func icmpPing(c *cli.Context) error {
 	conn, err := icmpping.Dial(c.Context, cfg)
 	if err != nil {
 		if words, ok := dialWords(err); ok {
-			return exitUsage("%s: %s", name, words)
+			return report.Header{}, nil, exitUsage("%s: %s", name, words)
 		}
-		return failure(c, err)
-	}
-	defer conn.Close()
-	if cr.opts.Flood && cr.opts.Interval == 0 {
-		// A flood is one goroutine sending and reading (probe.DeadlineReceiver): a second P
-		// only adds a thread parked in epoll that every send and every reply wakes (a quarter
-		// of the time in perf). Set for the run only.
-		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+		return report.Header{}, nil, failure(c, err)
 	}
 	size := cfg.Size
 	if size == icmpping.NoPayload {
@@ -135,10 +150,7 @@ func icmpPing(c *cli.Context) error {
 	}
 	h := report.Header{Proto: "icmp", Target: target, Addr: cfg.Target.String(), Size: size,
 		Line: conn.HeaderLine(target), Untimed: conn.Untimed()}
-	if p := cfg.Pattern; len(p) > 0 {
-		fmt.Fprintf(c.App.Writer, "PATTERN: 0x%x\n", p)
-	}
-	return cr.run(c.Context, h, conn)
+	return h, conn, nil
 }
 
 // pingConfig reads ping's own flags into an icmpping.Config (the target aside). A value out of

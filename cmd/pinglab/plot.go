@@ -174,10 +174,11 @@ type clientExtras struct {
 	c    *cli.Context
 	rec  *plot.Recorder // nil without --plot
 	live *live.View
+	path string // --plot's file
 }
 
 func newClientExtras(c *cli.Context, h report.Header, st *stats.Stats) *clientExtras {
-	x := &clientExtras{c: c, live: live.New(nil, false, st, nil, 0)}
+	x := &clientExtras{c: c, live: live.New(nil, false, st, nil, 0), path: c.String("plot")}
 	if c.String("plot") != "" {
 		x.rec = plot.NewRecorder(h.Proto, h.Target)
 	}
@@ -220,9 +221,9 @@ func (x *clientExtras) WritePlot(res probe.Result) error {
 	if !res.Start.IsZero() && res.End.After(res.Start) {
 		s.Time = res.End.Sub(res.Start)
 	}
-	if err := plot.WriteRun(x.c.String("plot"), s, plot.Options{}); err != nil {
+	if err := plot.WriteRun(x.path, s, plot.Options{}); err != nil {
 		return flagFailure(x.c, "--plot", err)
 	}
-	wrote(x.c, x.c.String("plot"))
+	wrote(x.c, x.path)
 	return nil
 }

@@ -304,12 +304,22 @@ func tcpPing(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	h, cl, err := dialTCP(c, host, family, size, mode, cr.opts.Timeout)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	return cr.run(c.Context, h, cl)
+}
+
+// dialTCP opens the TCP pinger's client to host, as tcp ping and watch's tcp: targets do.
+func dialTCP(c *cli.Context, host, family string, size int, mode tcpping.ConnectMode, timeout time.Duration) (report.Header, *tcpping.Client, error) {
 	if c.Bool("one-way") && !c.IsSet("size") {
 		size = 0 // the one-way default
 	}
 	so, src, err := socketOptions(c)
 	if err != nil {
-		return err
+		return report.Header{}, nil, err
 	}
 	cl, err := tcpping.Dial(c.Context, tcpping.Config{
 		Socket:    so,
@@ -318,15 +328,14 @@ func tcpPing(c *cli.Context) error {
 		Network:   "tcp" + family,
 		Size:      size,
 		Connect:   mode,
-		Timeout:   cr.opts.Timeout,
+		Timeout:   timeout,
 		OneWay:    c.Bool("one-way"),
 	})
 	if err != nil {
-		return failure(c, err)
+		return report.Header{}, nil, failure(c, err)
 	}
-	defer cl.Close()
 	h := report.Header{Proto: "tcp", Target: host, Addr: cl.RemoteAddr().String(), Size: cl.Size(), OneWay: c.Bool("one-way")}
-	return cr.run(c.Context, h, cl)
+	return h, cl, nil
 }
 
 // tcpCounts is a quiet server's line of totals: "3 connections, 0 refused, 12 received, 10

@@ -261,9 +261,19 @@ func udpPing(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	so, src, err := socketOptions(c)
+	h, conn, err := dialUDP(c, target, family, size)
 	if err != nil {
 		return err
+	}
+	defer conn.Close()
+	return cr.run(c.Context, h, conn)
+}
+
+// dialUDP opens the UDP pinger's socket to target, as udp ping and watch's udp: targets do.
+func dialUDP(c *cli.Context, target, family string, size int) (report.Header, *udpping.Conn, error) {
+	so, src, err := socketOptions(c)
+	if err != nil {
+		return report.Header{}, nil, err
 	}
 	cfg := udpping.Config{Addr: target, Network: "udp" + family, Size: size, OneWay: c.Bool("one-way"), Socket: so, LocalAddr: src}
 	if cfg.OneWay && !c.IsSet("size") {
@@ -271,11 +281,10 @@ func udpPing(c *cli.Context) error {
 	}
 	conn, err := udpping.Dial(c.Context, cfg)
 	if err != nil {
-		return failure(c, err)
+		return report.Header{}, nil, failure(c, err)
 	}
-	defer conn.Close()
 	h := report.Header{Proto: "udp", Target: target, Addr: conn.RemoteAddr().String(), Size: conn.Size(), OneWay: cfg.OneWay}
-	return cr.run(c.Context, h, conn)
+	return h, conn, nil
 }
 
 // udpCounts is a quiet server's line of totals: "12 received, 10 echoed, 2 dropped, 0 errors
