@@ -218,7 +218,6 @@ func (w *Watch) chart(width, height int, window time.Duration, logScale bool) []
 	now := w.now()
 	start := now.Add(-window)
 	w.mu.Lock()
-	type series struct{ points []point }
 	all := make([][]point, len(w.targets))
 	for i, t := range w.targets {
 		for _, p := range t.points {
